@@ -1,0 +1,23 @@
+/* cli.h: the saecap subcommands. Each takes argv after the command name
+ * (argv[0] is the command name), prints only here in cli/, and returns the
+ * process exit status: 0 ok, 1 failure (message already printed), 2 usage. */
+#ifndef SC_CLI_H
+#define SC_CLI_H
+
+int cmd_prepare(int argc, char **argv);
+int cmd_tiny_model(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+
+/* Prints "saecap: <sc_error_get()>" on one line and returns 1. */
+int cli_fail(void);
+/* Prints "saecap: <cmd>: <msg>" plus a hint to --help and returns 2. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* 1 if argv holds -h or --help. */
+int cli_wants_help(int argc, char **argv);
+/* Parses a non-negative integer option value into *out; 0 ok, -1 bad. */
+int cli_parse_int(const char *s, long long lo, long long hi, long long *out);
+
+/* Global settings taken by main before dispatch. */
+int cli_threads(void);
+
+#endif

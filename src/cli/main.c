@@ -1,0 +1,130 @@
+/* main.c: saecap's entry point: global options, then one subcommand. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/error.h"
+#include "base/log.h"
+#include "cli/cli.h"
+
+#define SAECAP_VERSION "0.1.0"
+
+typedef struct cli_command {
+  const char *name;
+  int (*run)(int argc, char **argv);
+  const char *summary;
+} cli_command;
+
+static const cli_command commands[] = {
+    {"prepare", cmd_prepare, "validate captions.csv + images and write samples.jsonl with splits"},
+    {"tiny-model", cmd_tiny_model, "write a tiny random Gemma-3 checkpoint in the Hugging Face layout"},
+    {"inspect", cmd_inspect, "list the tensors and metadata of a safetensors file or checkpoint"},
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static int g_threads = 0;
+
+int cli_threads(void) { return g_threads; }
+
+int cli_fail(void) {
+  const char *m = sc_error_get();
+  fprintf(stderr, "saecap: %s\n", m[0] ? m : "unknown error");
+  return 1;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "saecap: %s: %s (see 'saecap %s --help')\n", cmd, msg, cmd);
+  return 2;
+}
+
+int cli_wants_help(int argc, char **argv) {
+  for (int i = 1; i < argc; i++)
+    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return 1;
+  return 0;
+}
+
+int cli_parse_int(const char *s, long long lo, long long hi, long long *out) {
+  if (!s || !*s) return -1;
+  char *end;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  if (errno || *end || v < lo || v > hi) return -1;
+  *out = v;
+  return 0;
+}
+
+static void print_usage(FILE *fp) {
+  fprintf(fp,
+          "saecap %s: sparse-autoencoder interpretability of Gemma-3 captions (EN/AR)\n\n"
+          "usage: saecap [--quiet | --verbose] [--threads N] <command> [options]\n\n"
+          "commands:\n",
+          SAECAP_VERSION);
+  for (size_t i = 0; i < N_COMMANDS; i++)
+    fprintf(fp, "  %-12s %s\n", commands[i].name, commands[i].summary);
+  fprintf(fp,
+          "\nglobal options (anywhere on the line):\n"
+          "  -q, --quiet      only errors\n"
+          "  -v, --verbose    debug messages\n"
+          "  --threads N      worker threads (default: all cores)\n"
+          "  --version        print the version\n\n"
+          "'saecap <command> --help' describes a command.\n");
+}
+
+/* Removes the global options from argv in place; returns the new argc or -1. */
+static int take_global_options(int argc, char **argv) {
+  int k = 1;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+      sc_log_set_level(SC_LOG_QUIET);
+    } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+      sc_log_set_level(SC_LOG_DEBUG);
+    } else if (!strcmp(a, "--threads")) {
+      long long n;
+      if (i + 1 >= argc || cli_parse_int(argv[i + 1], 1, 4096, &n)) {
+        fprintf(stderr, "saecap: --threads needs a number from 1 to 4096\n");
+        return -1;
+      }
+      g_threads = (int)n;
+      i++;
+    } else {
+      argv[k++] = argv[i];
+    }
+  }
+  argv[k] = NULL;
+  return k;
+}
+
+int main(int argc, char **argv) {
+  argc = take_global_options(argc, argv);
+  if (argc < 0) return 2;
+  if (argc < 2) {
+    print_usage(stderr);
+    return 2;
+  }
+  const char *name = argv[1];
+  if (!strcmp(name, "-h") || !strcmp(name, "--help") || !strcmp(name, "help")) {
+    if (argc > 2) {
+      char *help_argv[] = {argv[2], "--help", NULL};
+      for (size_t i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(argv[2], commands[i].name)) return commands[i].run(2, help_argv);
+    }
+    print_usage(stdout);
+    return 0;
+  }
+  if (!strcmp(name, "--version")) {
+    printf("saecap %s\n", SAECAP_VERSION);
+    return 0;
+  }
+  for (size_t i = 0; i < N_COMMANDS; i++)
+    if (!strcmp(name, commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+  fprintf(stderr, "saecap: unknown command '%s' (see 'saecap --help')\n", name);
+  return 2;
+}
