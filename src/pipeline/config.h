@@ -1,4 +1,4 @@
-/* config.h: the study configuration (configs/*.yaml) as a typed struct.
+/* config.h: the study configuration (configs/NAME.yaml) as a typed struct.
  *
  * Loaded from YAML with sc_config_load. Each key has a type and a default
  * (listed in sc_config_defaults and in README's config reference); a key
