@@ -1,0 +1,422 @@
+/* config.c: the study configuration (see config.h), checked against one
+ * schema table.
+ *
+ * Config reference (YAML; keys nest by the dots, e.g. data: {split: {train: ..}}):
+ *
+ *   key                 type                    default       notes
+ *   output_dir          string                  saecap-out    every stage writes under it
+ *   seed                non-negative integer    1234          seeds every stochastic step
+ *   model.path          string                  (none)        Hugging Face checkpoint folder
+ *   data.captions_csv   string                  (required)    captions.csv of the dataset
+ *   data.images_dir     string                  (required)    folder of the images
+ *   data.on_bad_row     error | skip            error         what prepare does with a bad row
+ *   data.split.train    number in [0, 1]        0.8           train fraction
+ *   data.split.val      number in [0, 1]        0.1           validation fraction
+ *   data.split.test     number in [0, 1]        0.1           test fraction; the three sum to 1
+ *
+ * Scalars follow the YAML 1.2 core schema: integers are decimal digits with
+ * an optional sign; numbers also take a fraction and exponent; booleans are
+ * true/false (any of the three capitalisations); null, ~ or nothing leaves
+ * the key at its default. A quoted scalar is always a string, so seed: "1"
+ * is a type error. Unknown keys are errors, so a typo never passes silently.
+ *
+ * To add a key: a field in sc_config (config.h) and one row in KEYS below.
+ */
+#include "pipeline/config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/error.h"
+#include "base/fs.h"
+#include "io/yaml.h"
+
+/* Config files are small; anything larger is a mistake. */
+#define CONFIG_MAX_BYTES ((size_t)1 << 20)
+/* How far the split fractions may stray from summing to 1. */
+#define SPLIT_SUM_TOL 1e-6
+/* Longest dotted key path handled (longer ones are unknown keys anyway). */
+#define KEY_PATH_MAX 256
+
+typedef enum cfg_type { CFG_STRING, CFG_UINT, CFG_NUMBER, CFG_ENUM, CFG_BOOL } cfg_type;
+
+/* One schema row: where a key lives, how it is read and what it defaults to. */
+typedef struct cfg_key {
+  const char *path;            /* dotted path, e.g. "data.split.train" */
+  cfg_type type;
+  size_t offset;               /* of the field in sc_config */
+  const char *dflt;            /* default as YAML text; NULL: none */
+  int required;                /* sc_config_load refuses a config without it */
+  double lo, hi;               /* CFG_NUMBER: allowed range, inclusive */
+  uint64_t umax;               /* CFG_UINT: largest allowed value */
+  const char *const *choices;  /* CFG_ENUM: names, NULL-terminated; index = value */
+} cfg_key;
+
+static const char *const BAD_ROW_CHOICES[] = {"error", "skip", NULL};
+
+#define OFF(field) offsetof(sc_config, field)
+
+static const cfg_key KEYS[] = {
+    {"output_dir", CFG_STRING, OFF(output_dir), "saecap-out", 0, 0, 0, 0, NULL},
+    {"seed", CFG_UINT, OFF(seed), "1234", 0, 0, 0, UINT64_MAX, NULL},
+    {"model.path", CFG_STRING, OFF(model.path), NULL, 0, 0, 0, 0, NULL},
+    {"data.captions_csv", CFG_STRING, OFF(data.captions_csv), NULL, 1, 0, 0, 0, NULL},
+    {"data.images_dir", CFG_STRING, OFF(data.images_dir), NULL, 1, 0, 0, 0, NULL},
+    {"data.on_bad_row", CFG_ENUM, OFF(data.on_bad_row), "error", 0, 0, 0, 0, BAD_ROW_CHOICES},
+    {"data.split.train", CFG_NUMBER, OFF(data.split_train), "0.8", 0, 0.0, 1.0, 0, NULL},
+    {"data.split.val", CFG_NUMBER, OFF(data.split_val), "0.1", 0, 0.0, 1.0, 0, NULL},
+    {"data.split.test", CFG_NUMBER, OFF(data.split_test), "0.1", 0, 0.0, 1.0, 0, NULL},
+};
+
+#define N_KEYS (sizeof KEYS / sizeof KEYS[0])
+
+/* Enum fields are written through an int. */
+_Static_assert(sizeof(sc_bad_row_policy) == sizeof(int), "enum fields must be int-sized");
+
+/* ==== scalar syntax (YAML 1.2 core schema) ==== */
+
+static int is_null_text(const char *s) {
+  return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL");
+}
+
+static int is_null(const sc_yaml_node *v) {
+  return v->kind == SC_YAML_SCALAR && !v->quoted && is_null_text(v->scalar);
+}
+
+static const char *digits(const char *s) {
+  while (*s >= '0' && *s <= '9') s++;
+  return s;
+}
+
+/* [-+]?[0-9]+. Returns 0 and the value, 1 if syntax is fine but the value
+ * is negative or past 2^64-1, -1 if it is not an integer. */
+static int parse_uint(const char *s, uint64_t *out) {
+  int neg = *s == '-';
+  if (*s == '-' || *s == '+') s++;
+  const char *e = digits(s);
+  if (e == s || *e) return -1;
+  uint64_t v = 0;
+  for (; s < e; s++) {
+    unsigned d = (unsigned)(*s - '0');
+    if (v > (UINT64_MAX - d) / 10) return 1;
+    v = v * 10 + d;
+  }
+  if (neg && v) return 1;
+  *out = v;
+  return 0;
+}
+
+/* [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?. Returns 0, 1 for a
+ * number too large for a double, -1 if it is not a number. */
+static int parse_number(const char *s, double *out) {
+  const char *p = s;
+  if (*p == '-' || *p == '+') p++;
+  const char *int_end = digits(p);
+  const char *frac_end = *int_end == '.' ? digits(int_end + 1) : int_end;
+  if (int_end == p && frac_end <= int_end + 1) return -1;
+  p = frac_end;
+  if (*p == 'e' || *p == 'E') {
+    p++;
+    if (*p == '-' || *p == '+') p++;
+    const char *exp_end = digits(p);
+    if (exp_end == p) return -1;
+    p = exp_end;
+  }
+  if (*p) return -1;
+  errno = 0;
+  char *end;
+  double v = strtod(s, &end);
+  if (*end) return -1; /* a locale whose decimal point is not '.' */
+  if (errno == ERANGE && fabs(v) > 1.0) return 1;
+  *out = v;
+  return 0;
+}
+
+static int parse_bool(const char *s, int *out) {
+  if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE")) *out = 1;
+  else if (!strcmp(s, "false") || !strcmp(s, "False") || !strcmp(s, "FALSE")) *out = 0;
+  else return -1;
+  return 0;
+}
+
+static int enum_index(const cfg_key *k, const char *s) {
+  for (int i = 0; k->choices[i]; i++)
+    if (!strcmp(k->choices[i], s)) return i;
+  return -1;
+}
+
+/* ==== fields ==== */
+
+static void *field(sc_config *c, const cfg_key *k) { return (char *)c + k->offset; }
+
+static void string_replace(sc_config *c, const cfg_key *k, char *s) {
+  char **f = field(c, k);
+  free(*f);
+  *f = s;
+}
+
+/* Sets the key to its default. Only a string copy can fail (NOMEM). The
+ * defaults are trusted text, checked by the tests. */
+static int key_default(sc_config *c, const cfg_key *k) {
+  int b = 0;
+  switch (k->type) {
+  case CFG_STRING: {
+    char *s = k->dflt ? strdup(k->dflt) : NULL;
+    string_replace(c, k, s);
+    return k->dflt && !s ? SC_ERR_NOMEM : 0;
+  }
+  case CFG_UINT: parse_uint(k->dflt, field(c, k)); return 0;
+  case CFG_NUMBER: parse_number(k->dflt, field(c, k)); return 0;
+  case CFG_ENUM: *(int *)field(c, k) = enum_index(k, k->dflt); return 0;
+  case CFG_BOOL: parse_bool(k->dflt, &b); *(int *)field(c, k) = b; return 0;
+  }
+  return 0;
+}
+
+void sc_config_defaults(sc_config *c) {
+  memset(c, 0, sizeof *c);
+  for (size_t i = 0; i < N_KEYS; i++) key_default(c, &KEYS[i]);
+}
+
+void sc_config_free(sc_config *c) {
+  if (!c) return;
+  for (size_t i = 0; i < N_KEYS; i++)
+    if (KEYS[i].type == CFG_STRING) string_replace(c, &KEYS[i], NULL);
+  free(c->source);
+  c->source = NULL;
+}
+
+/* ==== messages ==== */
+
+/* What a key expects, for "expected ..." messages. */
+static void type_name(const cfg_key *k, char *buf, size_t n) {
+  switch (k->type) {
+  case CFG_STRING: snprintf(buf, n, "a string"); return;
+  case CFG_UINT: snprintf(buf, n, "a non-negative integer"); return;
+  case CFG_NUMBER: snprintf(buf, n, "a number"); return;
+  case CFG_BOOL: snprintf(buf, n, "true or false"); return;
+  case CFG_ENUM: break;
+  }
+  size_t used = (size_t)snprintf(buf, n, "one of");
+  for (int i = 0; k->choices[i] && used < n; i++)
+    used += (size_t)snprintf(buf + used, n - used, "%s %s", i ? "," : "", k->choices[i]);
+}
+
+/* What a node holds, for "got ..." messages. */
+static void node_desc(const sc_yaml_node *v, char *buf, size_t n) {
+  if (v->kind == SC_YAML_MAP) snprintf(buf, n, "a mapping");
+  else if (v->kind == SC_YAML_SEQ) snprintf(buf, n, "a sequence");
+  else if (v->quoted) snprintf(buf, n, "'%.64s' (quoted, so a string)", v->scalar);
+  else snprintf(buf, n, "'%.64s'", v->scalar);
+}
+
+static int wrong_type(const char *file, const char *path, const cfg_key *k,
+                      const sc_yaml_node *v) {
+  char want[128], got[128];
+  type_name(k, want, sizeof want);
+  node_desc(v, got, sizeof got);
+  return sc_error_setc(SC_ERR_FORMAT, "%s: line %d: %s: expected %s, got %s", file, v->line, path,
+                       want, got);
+}
+
+static int out_of_range(const char *file, const cfg_key *k, const sc_yaml_node *v) {
+  if (k->type == CFG_UINT)
+    return sc_error_setc(SC_ERR_RANGE, "%s: line %d: %s: %.64s is out of range [0, %llu]", file,
+                         v->line, k->path, v->scalar, (unsigned long long)k->umax);
+  return sc_error_setc(SC_ERR_RANGE, "%s: line %d: %s: %.64s is out of range [%g, %g]", file,
+                       v->line, k->path, v->scalar, k->lo, k->hi);
+}
+
+static int not_a_choice(const char *file, const cfg_key *k, const sc_yaml_node *v) {
+  char want[128];
+  type_name(k, want, sizeof want);
+  return sc_error_setc(SC_ERR_RANGE, "%s: line %d: %s: '%.64s' is not allowed, expected %s", file,
+                       v->line, k->path, v->scalar, want);
+}
+
+/* ==== setting a key from YAML ==== */
+
+static int set_string(sc_config *c, const cfg_key *k, const sc_yaml_node *v, const char *file) {
+  char *s = strdup(v->scalar);
+  if (!s) return sc_error_setc(SC_ERR_NOMEM, "%s: out of memory", file);
+  string_replace(c, k, s);
+  return 0;
+}
+
+static int set_uint(sc_config *c, const cfg_key *k, const sc_yaml_node *v, const char *file) {
+  uint64_t u = 0;
+  int r = v->quoted ? -1 : parse_uint(v->scalar, &u);
+  if (r < 0) return wrong_type(file, k->path, k, v);
+  if (r > 0 || u > k->umax) return out_of_range(file, k, v);
+  *(uint64_t *)field(c, k) = u;
+  return 0;
+}
+
+static int set_number(sc_config *c, const cfg_key *k, const sc_yaml_node *v, const char *file) {
+  double d = 0;
+  int r = v->quoted ? -1 : parse_number(v->scalar, &d);
+  if (r < 0) return wrong_type(file, k->path, k, v);
+  if (r > 0 || !(d >= k->lo && d <= k->hi)) return out_of_range(file, k, v);
+  *(double *)field(c, k) = d;
+  return 0;
+}
+
+/* Enum names are strings, so quoted or not both count. */
+static int set_enum(sc_config *c, const cfg_key *k, const sc_yaml_node *v, const char *file) {
+  int i = enum_index(k, v->scalar);
+  if (i < 0) return not_a_choice(file, k, v);
+  *(int *)field(c, k) = i;
+  return 0;
+}
+
+static int set_bool(sc_config *c, const cfg_key *k, const sc_yaml_node *v, const char *file) {
+  int b;
+  if (v->quoted || parse_bool(v->scalar, &b)) return wrong_type(file, k->path, k, v);
+  *(int *)field(c, k) = b;
+  return 0;
+}
+
+static int key_set(sc_config *c, const cfg_key *k, const sc_yaml_node *v, const char *file) {
+  if (is_null(v)) {
+    int rc = key_default(c, k);
+    return rc ? sc_error_setc(rc, "%s: out of memory", file) : 0;
+  }
+  if (v->kind != SC_YAML_SCALAR) return wrong_type(file, k->path, k, v);
+  switch (k->type) {
+  case CFG_STRING: return set_string(c, k, v, file);
+  case CFG_UINT: return set_uint(c, k, v, file);
+  case CFG_NUMBER: return set_number(c, k, v, file);
+  case CFG_ENUM: return set_enum(c, k, v, file);
+  case CFG_BOOL: return set_bool(c, k, v, file);
+  }
+  return sc_error_setc(SC_ERR_INTERNAL, "%s: bad schema row for %s", file, k->path);
+}
+
+/* ==== walking the tree ==== */
+
+/* State of one parse: the config being filled and where each key was set. */
+typedef struct cfg_walk {
+  sc_config *c;
+  const char *file;
+  int line[N_KEYS]; /* (N_KEYS) line of the value that set each key; 0: not set */
+} cfg_walk;
+
+static const cfg_key *key_find(const char *path, size_t *index) {
+  for (size_t i = 0; i < N_KEYS; i++)
+    if (!strcmp(KEYS[i].path, path)) {
+      *index = i;
+      return &KEYS[i];
+    }
+  return NULL;
+}
+
+/* 1 if some key lies under path (path is a section, like "data.split"). */
+static int is_section(const char *path) {
+  size_t n = strlen(path);
+  for (size_t i = 0; i < N_KEYS; i++)
+    if (!strncmp(KEYS[i].path, path, n) && KEYS[i].path[n] == '.') return 1;
+  return 0;
+}
+
+static int section_walk(cfg_walk *w, const sc_yaml_node *map, const char *prefix);
+
+/* One "key: value" pair, found at `line`, whose full path is `path`. */
+static int entry_walk(cfg_walk *w, const char *path, int line, const sc_yaml_node *v) {
+  size_t i;
+  const cfg_key *k = key_find(path, &i);
+  if (k) {
+    /* A nested and a dotted spelling of one key in the same file. */
+    if (w->line[i])
+      return sc_error_setc(SC_ERR_FORMAT, "%s: line %d: duplicate key '%s' (first set on line %d)",
+                           w->file, line, path, w->line[i]);
+    w->line[i] = v->line;
+    return key_set(w->c, k, v, w->file);
+  }
+  if (!is_section(path))
+    return sc_error_setc(SC_ERR_FORMAT, "%s: line %d: unknown key '%.200s'", w->file, line, path);
+  if (is_null(v)) return 0; /* "data:" with nothing under it */
+  if (v->kind != SC_YAML_MAP) {
+    char got[128];
+    node_desc(v, got, sizeof got);
+    return sc_error_setc(SC_ERR_FORMAT, "%s: line %d: %s: expected a mapping, got %s", w->file,
+                         v->line, path, got);
+  }
+  return section_walk(w, v, path);
+}
+
+static int section_walk(cfg_walk *w, const sc_yaml_node *map, const char *prefix) {
+  char path[KEY_PATH_MAX];
+  for (int i = 0; i < map->n; i++) {
+    int n = snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "", map->keys[i]);
+    if (n < 0 || (size_t)n >= sizeof path)
+      return sc_error_setc(SC_ERR_FORMAT, "%s: line %d: unknown key '%.200s...'", w->file,
+                           map->key_lines[i], path);
+    int rc = entry_walk(w, path, map->key_lines[i], map->vals[i]);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+/* ==== whole-config checks ==== */
+
+static int split_check(const cfg_walk *w) {
+  const sc_config_data *d = &w->c->data;
+  double sum = d->split_train + d->split_val + d->split_test;
+  if (fabs(sum - 1.0) <= SPLIT_SUM_TOL) return 0;
+  int line = 0;
+  for (size_t i = 0; i < N_KEYS && !line; i++)
+    if (!strncmp(KEYS[i].path, "data.split.", 11)) line = w->line[i];
+  return sc_error_setc(SC_ERR_RANGE,
+                       "%s: line %d: data.split: train + val + test must sum to 1, got %.9g",
+                       w->file, line, sum);
+}
+
+int sc_config_parse(const char *buf, size_t len, const char *name, sc_config *c) {
+  sc_yaml_node *root = NULL;
+  cfg_walk w = {.c = c, .file = name};
+  sc_config_defaults(c);
+  c->source = strdup(name);
+  int rc = c->source ? 0 : sc_error_setc(SC_ERR_NOMEM, "%s: out of memory", name);
+  for (size_t i = 0; !rc && i < N_KEYS; i++)
+    if (KEYS[i].type == CFG_STRING && KEYS[i].dflt && !*(char **)field(c, &KEYS[i]))
+      rc = sc_error_setc(SC_ERR_NOMEM, "%s: out of memory", name); /* a default's copy failed */
+  if (!rc) rc = sc_yaml_parse(buf, len, name, &root);
+  /* A document that is only "~" has no keys, like an empty one. */
+  if (!rc && root->kind != SC_YAML_MAP && !is_null(root)) {
+    char got[128];
+    node_desc(root, got, sizeof got);
+    rc = sc_error_setc(SC_ERR_FORMAT, "%s: line %d: expected a mapping of keys, got %s", name,
+                       root->line, got);
+  }
+  if (!rc && root->kind == SC_YAML_MAP) rc = section_walk(&w, root, "");
+  if (!rc) rc = split_check(&w);
+  sc_yaml_free(root);
+  if (rc) sc_config_free(c);
+  return rc;
+}
+
+static int required_check(const sc_config *c, const char *file) {
+  for (size_t i = 0; i < N_KEYS; i++) {
+    if (!KEYS[i].required) continue;
+    /* Only strings are required so far; a NULL string is an unset key. */
+    if (!*(char *const *)((const char *)c + KEYS[i].offset))
+      return sc_error_setc(SC_ERR_MISSING, "%s: missing required key '%s'", file, KEYS[i].path);
+  }
+  return 0;
+}
+
+int sc_config_load(const char *path, sc_config *c) {
+  char *buf;
+  size_t len;
+  memset(c, 0, sizeof *c);
+  int rc = sc_read_file(path, CONFIG_MAX_BYTES, &buf, &len);
+  if (rc) return rc;
+  rc = sc_config_parse(buf, len, path, c);
+  free(buf);
+  if (!rc && (rc = required_check(c, path))) sc_config_free(c);
+  return rc;
+}
