@@ -623,15 +623,15 @@ void st_writer_free(st_writer *w) {
   free(w);
 }
 
-/* Grows an array of elements of `size` bytes to hold one more. */
-static int grow(void **arr, int *cap, int n, size_t size) {
-  if (n < *cap) return 0;
+/* Makes room for one more element in a growable array: *arr holds *cap
+ * elements of `size` bytes, n are used. Returns the (possibly moved) array
+ * or NULL when out of memory, leaving *cap and the old array untouched. */
+static void *grow(void *arr, int *cap, int n, size_t size) {
+  if (n < *cap) return arr;
   int nc = *cap ? *cap * 2 : 16;
-  void *p = realloc(*arr, (size_t)nc * size);
-  if (!p) return sc_error_setc(SC_ERR_NOMEM, "safetensors writer: out of memory");
-  *arr = p;
-  *cap = nc;
-  return 0;
+  void *p = realloc(arr, (size_t)nc * size);
+  if (p) *cap = nc;
+  return p;
 }
 
 static int check_text(const char *what, const char *s) {
@@ -648,10 +648,10 @@ int st_writer_add_meta(st_writer *w, const char *key, const char *value) {
   for (int i = 0; i < w->n_meta; i++)
     if (!strcmp(w->meta[2 * i], key))
       return sc_error_setc(SC_ERR_ARG, "safetensors writer: duplicate metadata key '%s'", key);
-  rc = grow((void **)&w->meta, &w->cap_meta, 2 * w->n_meta + 1, sizeof *w->meta);
-  if (rc) return rc;
+  char **meta = grow(w->meta, &w->cap_meta, 2 * w->n_meta + 1, sizeof *w->meta);
+  if (meta) w->meta = meta;
   char *k = dup_str(key), *v = dup_str(value);
-  if (!k || !v) {
+  if (!meta || !k || !v) {
     free(k);
     free(v);
     return sc_error_setc(SC_ERR_NOMEM, "safetensors writer: out of memory");
@@ -695,8 +695,10 @@ static int check_tensor_args(const st_writer *w, const char *name, sc_dtype dtyp
 int st_writer_add(st_writer *w, const char *name, sc_dtype dtype, int n_dims, const int64_t *shape,
                   const void *data, size_t nbytes) {
   int rc = check_tensor_args(w, name, dtype, n_dims, shape, data, nbytes);
-  if (!rc) rc = grow((void **)&w->t, &w->cap, w->n, sizeof *w->t);
   if (rc) return rc;
+  st_wtensor *arr = grow(w->t, &w->cap, w->n, sizeof *w->t);
+  if (!arr) return sc_error_setc(SC_ERR_NOMEM, "safetensors writer: out of memory");
+  w->t = arr;
   st_wtensor *t = &w->t[w->n];
   memset(t, 0, sizeof *t);
   t->name = dup_str(name);
