@@ -96,7 +96,7 @@ static void test_good_dataset(void **state) {
   assert_non_null(strstr(samples, "\"ground_truth_gender\":\"female\""));
   assert_null(strstr(samples, "FEMALE"));
   assert_non_null(strstr(samples, "\"extra\":{\"note\":\"g\"}"));
-  assert_non_null(strstr(samples, "img_005.png\""));
+  assert_non_null(strstr(samples, "img_005.jpg\""));
   assert_non_null(strstr(report, "\"n_samples\":\t7"));
   assert_non_null(strstr(report, "\"n_images\":\t6"));
   assert_false(tu_has_tmp_files(fx.out));

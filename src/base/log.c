@@ -35,6 +35,7 @@ struct sc_progress {
   int64_t total, done;
   double start, last_draw;
   int tty;
+  int drawn; /* a line has been shown */
 };
 
 sc_progress *sc_progress_create(const char *label, int64_t total, const char *unit) {
@@ -89,7 +90,10 @@ static void progress_draw(sc_progress *p, int final) {
   double now = sc_time_now();
   double gap = p->tty ? 0.1 : SC_PROGRESS_PLAIN_SECONDS;
   if (!final && now - p->last_draw < gap) return;
+  /* Plain output: short work that never printed a periodic line stays silent. */
+  if (final && !p->tty && !p->drawn && now - p->start < SC_PROGRESS_PLAIN_SECONDS) return;
   p->last_draw = now;
+  p->drawn = 1;
   char line[512];
   sc_progress_format(line, sizeof line, p->label, p->done, p->total, p->unit, now - p->start,
                      p->tty ? 30 : 20);
@@ -113,5 +117,14 @@ void sc_progress_add(sc_progress *p, int64_t n) {
 void sc_progress_finish(sc_progress *p) {
   if (!p) return;
   progress_draw(p, 1);
+  free(p);
+}
+
+void sc_progress_abort(sc_progress *p) {
+  if (!p) return;
+  if (p->tty && p->drawn && sc_log_level >= SC_LOG_INFO) {
+    fputs("\r\033[K", stderr); /* clear the bar: the error line comes next */
+    fflush(stderr);
+  }
   free(p);
 }

@@ -35,8 +35,11 @@ sc_progress *sc_progress_create(const char *label, int64_t total, const char *un
 /* Sets the count of finished units. */
 void sc_progress_set(sc_progress *p, int64_t done);
 void sc_progress_add(sc_progress *p, int64_t n);
-/* Prints the final line and frees p. */
+/* Prints the final line (plain output: only if a periodic line was shown,
+ * so quick work stays silent) and frees p. */
 void sc_progress_finish(sc_progress *p);
+/* Work failed: clears the bar on a TTY, prints nothing, frees p. */
+void sc_progress_abort(sc_progress *p);
 
 /* Formats the bar line for done/total after `elapsed` seconds into buf
  * (exposed for tests). */

@@ -228,7 +228,8 @@ static int validate_rows(prep_state *st) {
     rc = check_row(st, r);
     sc_progress_set(bar, r + 1);
   }
-  sc_progress_finish(bar);
+  if (rc) sc_progress_abort(bar);
+  else sc_progress_finish(bar);
   if (!rc && st->n_rows == 0)
     rc = sc_error_set("%s: no usable rows", st->cfg->data.captions_csv);
   return rc;
