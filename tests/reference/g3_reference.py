@@ -32,7 +32,7 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from st_numpy import SafeTensorsDir, bf16_to_f32, f32_to_bf16_bits, round_to_bf16, save_file  # noqa: E402
+from st_numpy import SafeTensorsDir, bf16_to_f32, round_to_bf16, save_file  # noqa: E402
 
 # ----------------------------------------------------------------------------------------------
 # §1 Configuration: config.json + transformers class defaults
