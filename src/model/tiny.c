@@ -416,9 +416,8 @@ static int write_generation(const char *dir, const g3_config *c) {
  * malloc'd. */
 static char *tokenizer_config_src(const g3_tiny_opts *o) {
   if (o->tokenizer_config_json) return strdup(o->tokenizer_config_json);
-  const char *base = sc_path_base(o->tokenizer_json);
-  size_t n = (size_t)(base - o->tokenizer_json);
-  char *dir = strndup(o->tokenizer_json, n ? n : 0);
+  size_t n = (size_t)(sc_path_base(o->tokenizer_json) - o->tokenizer_json);
+  char *dir = strndup(o->tokenizer_json, n); /* "" when there is no folder part */
   char *p = dir ? sc_path_join(n ? dir : ".", "tokenizer_config.json") : NULL;
   free(dir);
   return p;
