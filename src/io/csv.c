@@ -56,11 +56,11 @@ static int grow(void **buf, size_t *cap, size_t used, size_t more, size_t elem) 
   if (more <= *cap - used) return 0;
   size_t want = *cap ? *cap : 64;
   while (want - used < more) {
-    if (want > SIZE_MAX / 2 / elem) return sc_error_setc(SC_ERR_NOMEM, "csv: table too large");
+    if (want > SIZE_MAX / 2 / elem) return SC_ERR_NOMEM;
     want *= 2;
   }
   void *nb = realloc(*buf, want * elem);
-  if (!nb) return sc_error_setc(SC_ERR_NOMEM, "csv: out of memory");
+  if (!nb) return SC_ERR_NOMEM; /* sc_csv_parse names the file */
   *buf = nb;
   *cap = want;
   return 0;
@@ -302,6 +302,7 @@ int sc_csv_parse(const char *buf, size_t len, const char *name, sc_csv **out) {
   free(ps.text);
   free(ps.offs);
   free(ps.lines);
+  if (rc == SC_ERR_NOMEM) sc_error_setc(rc, "%s: out of memory reading the table", name);
   if (rc) {
     sc_csv_free(t);
     return rc;

@@ -214,13 +214,12 @@ static void node_desc(const sc_yaml_node *v, char *buf, size_t n) {
   else snprintf(buf, n, "'%.64s'", v->scalar);
 }
 
-static int wrong_type(const char *file, const char *path, const cfg_key *k,
-                      const sc_yaml_node *v) {
+static int wrong_type(const char *file, const cfg_key *k, const sc_yaml_node *v) {
   char want[128], got[128];
   type_name(k, want, sizeof want);
   node_desc(v, got, sizeof got);
-  return sc_error_setc(SC_ERR_FORMAT, "%s: line %d: %s: expected %s, got %s", file, v->line, path,
-                       want, got);
+  return sc_error_setc(SC_ERR_FORMAT, "%s: line %d: %s: expected %s, got %s", file, v->line,
+                       k->path, want, got);
 }
 
 static int out_of_range(const char *file, const cfg_key *k, const sc_yaml_node *v) {
@@ -250,7 +249,7 @@ static int set_string(sc_config *c, const cfg_key *k, const sc_yaml_node *v, con
 static int set_uint(sc_config *c, const cfg_key *k, const sc_yaml_node *v, const char *file) {
   uint64_t u = 0;
   int r = v->quoted ? -1 : parse_uint(v->scalar, &u);
-  if (r < 0) return wrong_type(file, k->path, k, v);
+  if (r < 0) return wrong_type(file, k, v);
   if (r > 0 || u > k->umax) return out_of_range(file, k, v);
   *(uint64_t *)field(c, k) = u;
   return 0;
@@ -259,7 +258,7 @@ static int set_uint(sc_config *c, const cfg_key *k, const sc_yaml_node *v, const
 static int set_number(sc_config *c, const cfg_key *k, const sc_yaml_node *v, const char *file) {
   double d = 0;
   int r = v->quoted ? -1 : parse_number(v->scalar, &d);
-  if (r < 0) return wrong_type(file, k->path, k, v);
+  if (r < 0) return wrong_type(file, k, v);
   if (r > 0 || !(d >= k->lo && d <= k->hi)) return out_of_range(file, k, v);
   *(double *)field(c, k) = d;
   return 0;
@@ -275,7 +274,7 @@ static int set_enum(sc_config *c, const cfg_key *k, const sc_yaml_node *v, const
 
 static int set_bool(sc_config *c, const cfg_key *k, const sc_yaml_node *v, const char *file) {
   int b;
-  if (v->quoted || parse_bool(v->scalar, &b)) return wrong_type(file, k->path, k, v);
+  if (v->quoted || parse_bool(v->scalar, &b)) return wrong_type(file, k, v);
   *(int *)field(c, k) = b;
   return 0;
 }
@@ -285,7 +284,7 @@ static int key_set(sc_config *c, const cfg_key *k, const sc_yaml_node *v, const 
     int rc = key_default(c, k);
     return rc ? sc_error_setc(rc, "%s: out of memory", file) : 0;
   }
-  if (v->kind != SC_YAML_SCALAR) return wrong_type(file, k->path, k, v);
+  if (v->kind != SC_YAML_SCALAR) return wrong_type(file, k, v);
   switch (k->type) {
   case CFG_STRING: return set_string(c, k, v, file);
   case CFG_UINT: return set_uint(c, k, v, file);
