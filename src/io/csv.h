@@ -9,8 +9,9 @@
  * invalid UTF-8, a field count that differs from the header's, an
  * unterminated quoted field, a quote inside an unquoted field or text after
  * a closing quote, an empty file or empty header name, duplicate header
- * names. R counts data records from 1 (the header is row 0); L is the
- * 1-based line on which the record starts.
+ * names, a NUL byte, a CR not followed by LF. R counts data records from 1
+ * (the header is row 0); L is the 1-based line on which the record starts,
+ * except for invalid UTF-8, where it is the line of the bad byte.
  */
 #ifndef SC_CSV_H
 #define SC_CSV_H
