@@ -21,6 +21,7 @@ static const cli_command commands[] = {
     {"prepare", cmd_prepare, "validate captions.csv + images and write samples.jsonl with splits"},
     {"tiny-model", cmd_tiny_model, "write a tiny random Gemma-3 checkpoint in the Hugging Face layout"},
     {"inspect", cmd_inspect, "list the tensors and metadata of a safetensors file or checkpoint"},
+    {"tokenize", cmd_tokenize, "encode stdin to Gemma 3 token ids (or decode ids) with tokenizer.json"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
