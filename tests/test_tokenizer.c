@@ -461,6 +461,24 @@ static void test_mini_pipeline(void **state) {
   mini_check(t, "ab__a", w3, 5);
   tok_free(t);
   free(j);
+  /* Splitting on "b" with merges a+b and b+c tells the behaviours apart. */
+  static const struct { const char *behavior; int32_t ids[3]; size_t n; } beh[] = {
+      {"MergedWithPrevious", {3, 4}, 2}, /* ab | c */
+      {"MergedWithNext", {1, 11}, 2},    /* a | bc */
+      {"Isolated", {1, 2, 4}, 3},        /* a | b | c */
+      {"Removed", {1, 4}, 2},            /* a | c */
+  };
+  for (size_t i = 0; i < N_OF(beh); i++) {
+    char pre[160];
+    snprintf(pre, sizeof pre,
+             "{\"type\":\"Split\",\"pattern\":{\"String\":\"b\"},\"behavior\":\"%s\"}",
+             beh[i].behavior);
+    j = mini_json("", "[[\"a\",\"b\"],[\"b\",\"c\"]]", "null", pre, "null", "null");
+    t = mini_load(j);
+    mini_check(t, "abc", beh[i].ids, beh[i].n);
+    tok_free(t);
+    free(j);
+  }
 }
 
 /* ==== Load errors ============================================================ */

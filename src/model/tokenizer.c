@@ -1045,10 +1045,15 @@ static int apply_behavior(enc_state *st, int behavior, spans *out) {
                                                                                 : 0);
     prev_match = (int)m;
     if (behavior == SPLIT_REMOVED && m) continue;
+    if (!join) {
+      if (spans_push(out, a, b - a)) return SC_ERR_NOMEM;
+      continue;
+    }
     size_t *last = out->v + 2 * (out->n - 1);
-    if (!join && spans_push(out, a, b - a)) return SC_ERR_NOMEM;
-    if (join && behavior == SPLIT_MERGED_NEXT) last[1] += last[0] - a, last[0] = a;
-    else if (join) last[1] = b - last[0];
+    if (behavior == SPLIT_MERGED_NEXT) /* extend the later piece leftwards */
+      last[1] += last[0] - a, last[0] = a;
+    else
+      last[1] = b - last[0];
   }
   if (behavior == SPLIT_MERGED_NEXT) /* built right to left */
     for (size_t i = first, j = out->n - 1; i < j; i++, j--)
@@ -1362,6 +1367,18 @@ int32_t tok_token_id(const tok_tokenizer *t, const char *s, size_t len) {
   int32_t id = trie_exact(&t->raw_trie, s, len);
   if (id < 0) id = trie_exact(&t->norm_trie, s, len);
   return id >= 0 ? id : vmap_find(t, s, len);
+}
+
+int32_t tok_find_added(const tok_tokenizer *t, const char *text, size_t len, size_t *pos,
+                       size_t *mlen) {
+  for (size_t i = 0; i < len; i++) {
+    int32_t id = t->raw_trie.root[(unsigned char)text[i]] ? trie_longest(&t->raw_trie, text + i, len - i, mlen) : -1;
+    if (id >= 0) {
+      *pos = i;
+      return id;
+    }
+  }
+  return -1;
 }
 
 int tok_is_special(const tok_tokenizer *t, int32_t id) {

@@ -88,6 +88,12 @@ int32_t tok_token_id(const tok_tokenizer *t, const char *s, size_t len);
  * has no token. Valid while t lives. */
 const char *tok_token_str(const tok_tokenizer *t, int32_t id, size_t *len);
 
+/* Leftmost-longest added token (normalized:false ones) in text[0..len), as
+ * encode's first step finds it: returns its id and sets *pos and *mlen, or
+ * returns -1 when the text holds none. */
+int32_t tok_find_added(const tok_tokenizer *t, const char *text, size_t len, size_t *pos,
+                       size_t *mlen);
+
 /* 1 if id is an added token marked special (skipped by skip_special). */
 int tok_is_special(const tok_tokenizer *t, int32_t id);
 
