@@ -22,6 +22,8 @@ static const cli_command commands[] = {
     {"tiny-model", cmd_tiny_model, "write a tiny random Gemma-3 checkpoint in the Hugging Face layout"},
     {"inspect", cmd_inspect, "list the tensors and metadata of a safetensors file or checkpoint"},
     {"tokenize", cmd_tokenize, "encode stdin to Gemma 3 token ids (or decode ids) with tokenizer.json"},
+    {"forward", cmd_forward, "run the Gemma-3 text decoder over a prompt and dump every residual site"},
+    {"generate", cmd_generate, "continue a prompt with the Gemma-3 text decoder (greedy or sampled)"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

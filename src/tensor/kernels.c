@@ -1,0 +1,281 @@
+/* kernels.c: f32 CPU kernels (see kernels.h).
+ *
+ * Dot products keep 16 independent partial sums so the compiler can
+ * vectorise them without -ffast-math; norms and softmax sum in double,
+ * which costs little and keeps them close to the float64 reference.
+ */
+#include "tensor/kernels.h"
+
+#include <cblas.h>
+#include <limits.h>
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "base/error.h"
+
+/* Widened weight panels hold about this many floats (4 MiB): big enough
+ * for an efficient sgemm, small enough to stay near the cache. */
+#define LINEAR_PANEL_FLOATS ((int64_t)1 << 20)
+#define LINEAR_PANEL_MIN_ROWS 16
+/* Up to this many rows of x, a GEMM is memory-bound (decode): each weight
+ * row is widened once into a per-thread buffer and dotted with every x row,
+ * instead of widening whole panels (which would triple the memory traffic). */
+#define LINEAR_FUSED_MAX_N 4
+/* Loops over fewer elements than this run on one thread. */
+#define PAR_MIN_ELEMS ((int64_t)1 << 15)
+
+/* ==== Threads ==== */
+
+void sc_kernels_set_threads(int n) {
+  if (n <= 0) return;
+  omp_set_num_threads(n);
+  openblas_set_num_threads(n);
+}
+
+int sc_kernels_threads(void) { return omp_get_max_threads(); }
+
+/* ==== Small helpers ==== */
+
+static float dot_f32(const float *a, const float *b, int64_t n) {
+  float acc[16] = {0};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int l = 0; l < 16; l++) acc[l] += a[i + l] * b[i + l];
+  float s = 0.0f;
+  for (; i < n; i++) s += a[i] * b[i];
+  for (int l = 0; l < 16; l++) s += acc[l];
+  return s;
+}
+
+void sc_mat_row(float *out, const sc_mat *w, int64_t i) {
+  size_t k = (size_t)w->cols, off = (size_t)i * k;
+  switch (w->dtype) {
+  case SC_DTYPE_BF16:
+    sc_f32_from_bf16_n(out, (const uint16_t *)w->data + off, k);
+    break;
+  case SC_DTYPE_F16:
+    sc_f32_from_f16_n(out, (const uint16_t *)w->data + off, k);
+    break;
+  default:
+    memcpy(out, (const float *)w->data + off, k * sizeof(float));
+    break;
+  }
+}
+
+/* ==== GEMM: y = x · Wᵀ ==== */
+
+static int64_t panel_rows(int64_t cols) {
+  int64_t p = LINEAR_PANEL_FLOATS / (cols > 0 ? cols : 1);
+  p -= p % LINEAR_PANEL_MIN_ROWS;
+  return p < LINEAR_PANEL_MIN_ROWS ? LINEAR_PANEL_MIN_ROWS : p;
+}
+
+size_t sc_linear_scratch(int64_t cols) {
+  size_t panel = (size_t)panel_rows(cols) * (size_t)cols;
+  size_t fused = (size_t)sc_kernels_threads() * (size_t)cols;
+  return panel > fused ? panel : fused;
+}
+
+/* Decode-sized n: one widened weight row per thread at a time. */
+static void linear_fused(float *y, const float *x, const sc_mat *w, int64_t n, float *scratch) {
+  int64_t k = w->cols, r_n = w->rows;
+#pragma omp parallel
+  {
+    float *row = scratch + (size_t)omp_get_thread_num() * (size_t)k;
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < r_n; r++) {
+      sc_mat_row(row, w, r);
+      for (int64_t t = 0; t < n; t++) y[t * r_n + r] = dot_f32(x + t * k, row, k);
+    }
+  }
+}
+
+/* Prefill-sized n: widen a panel of rows, then one sgemm into y's columns. */
+static void linear_panels(float *y, const float *x, const sc_mat *w, int64_t n, float *scratch) {
+  int64_t k = w->cols, r_n = w->rows, p = panel_rows(k);
+  for (int64_t r0 = 0; r0 < r_n; r0 += p) {
+    int64_t pr = r_n - r0 < p ? r_n - r0 : p;
+#pragma omp parallel for schedule(static) if (pr * k > PAR_MIN_ELEMS)
+    for (int64_t i = 0; i < pr; i++) sc_mat_row(scratch + i * k, w, r0 + i);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)pr, (int)k, 1.0f, x, (int)k,
+                scratch, (int)k, 0.0f, y + r0, (int)r_n);
+  }
+}
+
+int sc_linear(float *y, const float *x, const sc_mat *w, int64_t n, sc_precision p, float *scratch) {
+  if (p != SC_PRECISION_F32)
+    return sc_error_setc(SC_ERR_ARG, "precision bf16 is not available in this build (use f32)");
+  if (w->dtype != SC_DTYPE_F32 && w->dtype != SC_DTYPE_BF16 && w->dtype != SC_DTYPE_F16)
+    return sc_error_setc(SC_ERR_ARG, "cannot multiply %s weights", sc_dtype_name(w->dtype));
+  if (n <= 0 || w->rows <= 0) return 0;
+  if (n > INT_MAX || w->rows > INT_MAX || w->cols > INT_MAX)
+    return sc_error_setc(SC_ERR_ARG, "GEMM of [%lld, %lld] x [%lld]: too large for BLAS",
+                         (long long)n, (long long)w->cols, (long long)w->rows);
+  if (w->dtype == SC_DTYPE_F32)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)w->rows, (int)w->cols, 1.0f,
+                x, (int)w->cols, (const float *)w->data, (int)w->cols, 0.0f, y, (int)w->rows);
+  else if (n <= LINEAR_FUSED_MAX_N)
+    linear_fused(y, x, w, n, scratch);
+  else
+    linear_panels(y, x, w, n, scratch);
+  return 0;
+}
+
+/* ==== Element-wise and row kernels ==== */
+
+void sc_rmsnorm(float *y, const float *x, const float *w, int64_t n, int64_t d, float eps) {
+#pragma omp parallel for schedule(static) if (n * d > PAR_MIN_ELEMS)
+  for (int64_t t = 0; t < n; t++) {
+    const float *xr = x + t * d;
+    float *yr = y + t * d;
+    double ss = 0.0;
+    for (int64_t i = 0; i < d; i++) ss += (double)xr[i] * xr[i];
+    /* Gemma3RMSNorm: x * rsqrt(mean(x²) + eps), then * (1 + w). */
+    float inv = (float)(1.0 / sqrt(ss / (double)d + (double)eps));
+    for (int64_t i = 0; i < d; i++) yr[i] = xr[i] * inv * (1.0f + w[i]);
+  }
+}
+
+void sc_add(float *x, const float *r, int64_t n, int64_t d) {
+  int64_t m = n * d;
+#pragma omp parallel for schedule(static) if (m > PAR_MIN_ELEMS)
+  for (int64_t i = 0; i < m; i++) x[i] += r[i];
+}
+
+void sc_gelu_tanh_mul(float *g, const float *u, int64_t n) {
+  const float c = 0.7978845608028654f; /* sqrt(2/pi) */
+#pragma omp parallel for schedule(static) if (n > PAR_MIN_ELEMS)
+  for (int64_t i = 0; i < n; i++) {
+    float x = g[i];
+    g[i] = 0.5f * x * (1.0f + tanhf(c * (x + 0.044715f * x * x * x))) * u[i];
+  }
+}
+
+void sc_softmax(float *x, int64_t n) {
+  float mx = -INFINITY;
+  for (int64_t i = 0; i < n; i++)
+    if (x[i] > mx) mx = x[i];
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; i++) {
+    x[i] = expf(x[i] - mx);
+    sum += x[i];
+  }
+  float inv = (float)(1.0 / sum);
+  for (int64_t i = 0; i < n; i++) x[i] *= inv;
+}
+
+/* ==== RoPE ==== */
+
+void sc_rope_inv_freq(float *inv, int half, double theta, double factor) {
+  /* HF compute_default_rope_parameters: exponent arange(0, dim, 2).float()
+   * / dim in float32, base ** exponent, 1 / that; linear scaling then
+   * divides by factor (_compute_linear_scaling_rope_parameters). */
+  float dim = (float)(2 * half);
+  for (int j = 0; j < half; j++) {
+    float e = (float)(2 * j) / dim;
+    float pw = (float)pow(theta, (double)e);
+    inv[j] = 1.0f / pw;
+    if (factor != 1.0) inv[j] = inv[j] / (float)factor;
+  }
+}
+
+void sc_rope_table(float *cos_t, float *sin_t, const int32_t *pos, int64_t n, const float *inv,
+                   int half) {
+  for (int64_t t = 0; t < n; t++)
+    for (int j = 0; j < half; j++) {
+      /* The angle is a float32 product, as in HF's float32 matmul. */
+      float ang = (float)pos[t] * inv[j];
+      cos_t[t * half + j] = (float)cos((double)ang);
+      sin_t[t * half + j] = (float)sin((double)ang);
+    }
+}
+
+void sc_rope(float *x, const float *cos_t, const float *sin_t, int64_t n, int heads, int half) {
+#pragma omp parallel for schedule(static) if (n * heads * half > PAR_MIN_ELEMS)
+  for (int64_t t = 0; t < n; t++) {
+    const float *c = cos_t + t * half, *s = sin_t + t * half;
+    for (int h = 0; h < heads; h++) {
+      float *xh = x + (t * heads + h) * 2 * half;
+      for (int j = 0; j < half; j++) {
+        float a = xh[j], b = xh[j + half];
+        xh[j] = a * c[j] - b * s[j];
+        xh[j + half] = b * c[j] + a * s[j];
+      }
+    }
+  }
+}
+
+/* ==== Attention ==== */
+
+size_t sc_attention_scratch(const sc_attn *a, int64_t n) {
+  return (size_t)sc_kernels_threads() * (size_t)(a->pos0 - a->past_lo + n);
+}
+
+/* Row of kv head g at position p: from the new block or the past ring. */
+static const float *kv_row(const sc_attn *a, const float *fresh, const float *past, int64_t p, int g) {
+  size_t width = (size_t)a->n_kv_heads * (size_t)a->head_dim;
+  size_t off = (size_t)g * (size_t)a->head_dim;
+  if (p >= a->pos0) return fresh + (size_t)(p - a->pos0) * width + off;
+  return past + (size_t)(p % a->past_cap) * width + off;
+}
+
+static int key_allowed(const sc_attn *a, int64_t t, int64_t p) {
+  int64_t q = a->pos0 + t;
+  if (p <= q && (a->window <= 0 || p > q - a->window)) return 1;
+  return a->group && p >= a->pos0 && a->group[t] >= 0 && a->group[t] == a->group[p - a->pos0];
+}
+
+/* Key positions [*lo, *hi] query t may need to look at. */
+static void key_range(const sc_attn *a, int64_t t, int64_t n, int64_t *lo, int64_t *hi) {
+  int64_t q = a->pos0 + t;
+  *lo = a->past_lo;
+  if (a->window > 0 && q - a->window + 1 > *lo) *lo = q - a->window + 1;
+  *hi = q;
+  if (a->group && a->group[t] >= 0) {
+    if (a->pos0 < *lo) *lo = a->pos0;
+    *hi = a->pos0 + n - 1;
+  }
+}
+
+/* One (query, head): o[head_dim] = Σ softmax(s)·v over the allowed keys. */
+static void attend_one(float *o, const float *qh, const float *k, const float *v, int64_t t,
+                       int g, int64_t n, const sc_attn *a, float *s) {
+  int64_t lo, hi;
+  key_range(a, t, n, &lo, &hi);
+  float mx = -INFINITY;
+  for (int64_t p = lo; p <= hi; p++) {
+    float sc = -INFINITY;
+    if (key_allowed(a, t, p)) sc = dot_f32(qh, kv_row(a, k, a->past_k, p, g), a->head_dim) * a->scale;
+    s[p - lo] = sc;
+    if (sc > mx) mx = sc;
+  }
+  double sum = 0.0;
+  for (int64_t p = lo; p <= hi; p++) {
+    s[p - lo] = s[p - lo] == -INFINITY ? 0.0f : expf(s[p - lo] - mx);
+    sum += s[p - lo];
+  }
+  memset(o, 0, (size_t)a->head_dim * sizeof *o);
+  for (int64_t p = lo; p <= hi; p++) {
+    if (s[p - lo] == 0.0f) continue;
+    float wgt = (float)(s[p - lo] / sum);
+    const float *vr = kv_row(a, v, a->past_v, p, g);
+    for (int d = 0; d < a->head_dim; d++) o[d] += wgt * vr[d];
+  }
+}
+
+void sc_attention(float *out, const float *q, const float *k, const float *v, int64_t n,
+                  const sc_attn *a, float *scratch) {
+  int hd = a->head_dim, heads = a->n_heads, rep = a->n_heads / a->n_kv_heads;
+  size_t per_thread = (size_t)(a->pos0 - a->past_lo + n);
+#pragma omp parallel
+  {
+    float *s = scratch + (size_t)omp_get_thread_num() * per_thread;
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t t = 0; t < n; t++)
+      for (int h = 0; h < heads; h++) {
+        size_t off = ((size_t)t * heads + h) * hd;
+        attend_one(out + off, q + off, k, v, t, h / rep, n, a, s);
+      }
+  }
+}
