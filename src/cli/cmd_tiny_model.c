@@ -16,7 +16,7 @@
 
 static const char *const usage =
     "usage: saecap tiny-model OUT_DIR [--seed N] [--layers N] [--prefix old|new]\n"
-    "                         [--tokenizer PATH]\n\n"
+    "                         [--dtype bf16|f32] [--tokenizer PATH]\n\n"
     "Writes a tiny random Gemma-3 vision-language checkpoint in the Hugging Face layout\n"
     "(config.json, two BF16 safetensors shards + model.safetensors.index.json, the real\n"
     "tokenizer.json and tokenizer_config.json, preprocessor_config.json,\n"
@@ -27,6 +27,7 @@ static const char *const usage =
     "  --prefix old|new  tensor names language_model.model.* and the old config keys\n"
     "                    (default), or model.language_model.* with layer_types and\n"
     "                    rope_parameters, as transformers >= 4.52 saves them\n"
+    "  --dtype bf16|f32  weight dtype (default bf16); f32 keeps the unrounded values\n"
     "  --tokenizer PATH  the Gemma 3 tokenizer.json to copy; tokenizer_config.json is\n"
     "                    taken from the same folder (default: $SAECAP_TOKENIZER, else\n"
     "                    ./" TOKENIZER_REL ")\n"
@@ -65,6 +66,10 @@ static int parse_args(int argc, char **argv, g3_tiny_opts *o, const char **out_d
       if (!val || (strcmp(val, "old") && strcmp(val, "new")))
         return cli_usage_error("tiny-model", "--prefix needs 'old' or 'new'");
       o->layout = !strcmp(val, "new") ? G3_CONFIG_FORM_NEW : G3_CONFIG_FORM_OLD;
+    } else if (!strcmp(a, "--dtype")) {
+      if (!val || (strcmp(val, "bf16") && strcmp(val, "f32")))
+        return cli_usage_error("tiny-model", "--dtype needs 'bf16' or 'f32'");
+      o->dtype = !strcmp(val, "f32") ? SC_DTYPE_F32 : SC_DTYPE_BF16;
     } else if (!strcmp(a, "--tokenizer")) {
       if (!val || !*val) return cli_usage_error("tiny-model", "--tokenizer needs a path");
       o->tokenizer_json = val;

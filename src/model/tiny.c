@@ -39,6 +39,7 @@ void g3_tiny_opts_init(g3_tiny_opts *o) {
   memset(o, 0, sizeof *o);
   o->n_layers = G3_TINY_DEFAULT_LAYERS;
   o->layout = G3_CONFIG_FORM_OLD;
+  o->dtype = SC_DTYPE_BF16;
 }
 
 static void tiny_text(g3_text_config *t, int n_layers) {
@@ -80,9 +81,12 @@ int g3_tiny_config(const g3_tiny_opts *o, g3_config *c) {
   if (o->n_layers < 1 || o->n_layers > G3_TINY_MAX_LAYERS)
     return sc_error_setc(SC_ERR_ARG, "tiny-model: --layers %d is out of range [1, %d]", o->n_layers,
                          G3_TINY_MAX_LAYERS);
+  if (o->dtype != SC_DTYPE_BF16 && o->dtype != SC_DTYPE_F32)
+    return sc_error_setc(SC_ERR_ARG, "tiny-model: weight dtype %s is not BF16 or F32",
+                         sc_dtype_name(o->dtype));
   memset(c, 0, sizeof *c);
   strcpy(c->model_type, "gemma3");
-  strcpy(c->dtype, "bfloat16");
+  strcpy(c->dtype, o->dtype == SC_DTYPE_F32 ? "float32" : "bfloat16");
   c->has_vision = 1;
   tiny_text(&c->text, o->n_layers);
   tiny_vision(&c->vision);
@@ -256,10 +260,11 @@ static size_t n_elements(const tiny_tensor *t) {
   return n;
 }
 
-/* BF16 values of one tensor, seeded by (seed, layout-independent key). */
-static uint16_t *make_values(const tiny_tensor *t, uint64_t seed) {
+/* Values of one tensor in dtype (BF16 or F32), seeded by (seed,
+ * layout-independent key). */
+static void *make_values(const tiny_tensor *t, uint64_t seed, sc_dtype dtype) {
   size_t n = n_elements(t);
-  uint16_t *out = malloc(n * sizeof *out);
+  unsigned char *out = malloc(n * sc_dtype_size(dtype));
   float chunk[1024];
   sc_rng r;
   if (!out) return NULL;
@@ -267,7 +272,10 @@ static uint16_t *make_values(const tiny_tensor *t, uint64_t seed) {
   for (size_t at = 0; at < n; at += 1024) {
     size_t k = n - at < 1024 ? n - at : 1024;
     for (size_t i = 0; i < k; i++) chunk[i] = (float)(t->mean + t->std * sc_rng_normal(&r));
-    sc_bf16_from_f32_n(out + at, chunk, k);
+    if (dtype == SC_DTYPE_F32)
+      memcpy(out + at * sizeof(float), chunk, k * sizeof(float));
+    else
+      sc_bf16_from_f32_n((uint16_t *)(void *)out + at, chunk, k);
   }
   return out;
 }
@@ -278,19 +286,19 @@ static void shard_name(char *buf, size_t n, int shard) {
 
 /* Fills, adds and writes the tensors of one shard; the values live only
  * until the writer has written them. */
-static int write_shard(const char *dir, const tiny_list *l, int shard, uint64_t seed) {
+static int write_shard(const char *dir, const tiny_list *l, int shard, uint64_t seed, sc_dtype dtype) {
   st_writer *w = NULL;
-  uint16_t **vals = calloc((size_t)l->n, sizeof *vals);
+  void **vals = calloc((size_t)l->n, sizeof *vals);
   char leaf[64], *path = NULL;
   int rc = vals ? st_writer_create(&w) : SC_ERR_NOMEM;
   if (!rc) rc = st_writer_add_meta(w, "format", "pt");
   for (int i = 0; i < l->n && !rc; i++) {
     const tiny_tensor *t = &l->t[i];
     if (t->shard != shard) continue;
-    if (!(vals[i] = make_values(t, seed))) rc = SC_ERR_NOMEM;
+    if (!(vals[i] = make_values(t, seed, dtype))) rc = SC_ERR_NOMEM;
     else
-      rc = st_writer_add(w, t->name, SC_DTYPE_BF16, t->n_dims, t->shape, vals[i],
-                         n_elements(t) * sizeof(uint16_t));
+      rc = st_writer_add(w, t->name, dtype, t->n_dims, t->shape, vals[i],
+                         n_elements(t) * sc_dtype_size(dtype));
   }
   shard_name(leaf, sizeof leaf, shard);
   if (!rc && !(path = sc_path_join(dir, leaf))) rc = SC_ERR_NOMEM;
@@ -339,7 +347,7 @@ static int cmp_tensor_name(const void *a, const void *b) {
 
 /* {"metadata":{"total_size":bytes},"weight_map":{name: shard file}} with
  * names sorted, as transformers writes it. */
-static int write_index(const char *dir, const tiny_list *l) {
+static int write_index(const char *dir, const tiny_list *l, sc_dtype dtype) {
   const tiny_tensor **sorted = malloc((size_t)l->n * sizeof *sorted);
   sc_json *root = sc_json_new_object();
   double total = 0.0; /* exact: far below 2^53 */
@@ -347,7 +355,7 @@ static int write_index(const char *dir, const tiny_list *l) {
   int ok = sorted != NULL;
   for (int i = 0; i < l->n && ok; i++) {
     sorted[i] = &l->t[i];
-    total += (double)(n_elements(&l->t[i]) * sizeof(uint16_t));
+    total += (double)(n_elements(&l->t[i]) * sc_dtype_size(dtype));
   }
   if (ok) qsort(sorted, (size_t)l->n, sizeof *sorted, cmp_tensor_name);
   sc_json *meta = sc_json_add(root, "metadata", sc_json_new_object());
@@ -447,8 +455,8 @@ static int check_sources(const char *tok, const char *tok_cfg) {
 static int write_weights(const char *dir, const g3_config *c, const g3_tiny_opts *o) {
   tiny_list l = {0};
   int rc = build_list(&l, c, o->layout);
-  for (int s = 0; s < G3_TINY_N_SHARDS && !rc; s++) rc = write_shard(dir, &l, s, o->seed);
-  if (!rc) rc = write_index(dir, &l);
+  for (int s = 0; s < G3_TINY_N_SHARDS && !rc; s++) rc = write_shard(dir, &l, s, o->seed, o->dtype);
+  if (!rc) rc = write_index(dir, &l, o->dtype);
   free(l.t);
   return rc;
 }

@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "model/g3_config.h"
+#include "tensor/dtype.h"
 
 #define G3_TINY_DEFAULT_LAYERS 4
 #define G3_TINY_MAX_LAYERS 64
@@ -43,13 +44,15 @@ typedef struct g3_tiny_opts {
   const char *tokenizer_json;        /* source copied to tokenizer.json (required) */
   const char *tokenizer_config_json; /* source of tokenizer_config.json; NULL = the
                                         tokenizer_config.json beside tokenizer_json */
+  sc_dtype dtype;        /* weight dtype: SC_DTYPE_BF16 (default) or SC_DTYPE_F32 (the
+                            same normals, not rounded to bf16; config dtype "float32") */
 } g3_tiny_opts;
 
-/* Defaults: seed 0, G3_TINY_DEFAULT_LAYERS layers, old layout, no tokenizer. */
+/* Defaults: seed 0, G3_TINY_DEFAULT_LAYERS layers, old layout, BF16, no tokenizer. */
 void g3_tiny_opts_init(g3_tiny_opts *o);
 
 /* The config g3_tiny_write writes for these options (no files touched).
- * SC_ERR_ARG for a layer count out of range. */
+ * SC_ERR_ARG for a layer count out of range or a dtype other than BF16/F32. */
 int g3_tiny_config(const g3_tiny_opts *o, g3_config *out);
 
 /* Writes the checkpoint into out_dir (created if missing; existing files of
