@@ -148,7 +148,7 @@ static int pick_prefix(g3_model *m, const char *dir) {
 /* 1 if rest (a name after the text prefix) is a tensor the decoder uses. */
 static int known_suffix(const g3_text_config *t, const char *rest) {
   if (!strcmp(rest, "embed_tokens.weight") || !strcmp(rest, "norm.weight")) return 1;
-  if (strncmp(rest, "layers.", 7)) return 0;
+  if (strncmp(rest, "layers.", 7) || rest[7] < '0' || rest[7] > '9') return 0;
   char *end;
   long i = strtol(rest + 7, &end, 10);
   if (end == rest + 7 || *end != '.' || i < 0 || i >= t->num_hidden_layers) return 0;
