@@ -6,7 +6,7 @@
  *   config.json                     model_type gemma3, full text_config and
  *                                   vision_config (tiny widths, real vocab 262208)
  *   model-0000k-of-0000n.safetensors  every tensor of spec §2 (text, vision,
- *                                   projector; no lm_head: tied), BF16, n >= 2
+ *                                   projector; no lm_head: tied), BF16 (or F32: dtype), n >= 2
  *   model.safetensors.index.json    {"metadata":{"total_size"},"weight_map"}
  *   tokenizer.json, tokenizer_config.json  copies of the real Gemma 3 files
  *   preprocessor_config.json, generation_config.json
