@@ -146,6 +146,48 @@ static void test_resize_matches_pil(void **state) {
   free(dir);
 }
 
+/* Decoded files of every kind img_reference.py writes (grey, palette, RGBA,
+ * 16-bit PNG, JPEG 4:2:0 / progressive / CMYK ...), the first twelve to 896
+ * and the rest to 64, against load_image + Image.resize. */
+static void test_decoded_kinds_resize_like_hf(void **state) {
+  (void)state;
+  char *dir = tu_tmpdir("pre_kinds"), *list = tu_join(dir, "cases.txt"), *err = NULL;
+  int rc = tu_run(NULL, &err, "/usr/bin/python3 '%s/tests/reference/img_reference.py' '%s'",
+                  tu_src(), dir);
+  assert_int_equal(rc, 0);
+  FILE *in = fopen(list, "r"), *out;
+  char *load = tu_join(dir, "load.txt"), file[128];
+  assert_non_null(in);
+  assert_non_null(out = fopen(load, "w"));
+  int w, h, n = 0;
+  while (fscanf(in, "%127s %d %d", file, &w, &h) == 3) {
+    int s = n < 12 ? 896 : 64;
+    fprintf(out, "%s/%s %d %d r%d.rgb\n", dir, file, s, s + n % 3, n);
+    n++;
+  }
+  fclose(in);
+  fclose(out);
+  assert_true(n >= 30);
+  assert_int_equal(run_reference("load", dir, NULL), 0);
+  assert_non_null(in = fopen(load, "r"));
+  char path[400], want_name[32];
+  for (int i = 0; fscanf(in, "%399s %d %d %31s", path, &w, &h, want_name) == 4; i++) {
+    img_rgb8 im;
+    assert_int_equal(img_load_for_model(path, 1, &im), 0);
+    unsigned char *got = malloc((size_t)w * h * 3);
+    assert_int_equal(img_resize_bilinear(got, w, h, im.pixels, im.width, im.height), 0);
+    char *wp = tu_join(dir, want_name);
+    size_t len;
+    unsigned char *want = (unsigned char *)tu_read(wp, &len);
+    assert_int_equal(len, (size_t)w * h * 3);
+    assert_int_equal(count_diff(got, want, len, path), 0);
+    free(want), free(wp), free(got);
+    img_free(&im);
+  }
+  fclose(in);
+  free(load), free(list), free(err), free(dir);
+}
+
 static void test_resize_bilinear_identity_and_errors(void **state) {
   (void)state;
   unsigned char *img = random_image(9, 4, 7), out[9 * 4 * 3];
@@ -560,6 +602,7 @@ static void test_preprocess_errors(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_resize_matches_pil),
+      cmocka_unit_test(test_decoded_kinds_resize_like_hf),
       cmocka_unit_test(test_resize_bilinear_identity_and_errors),
       cmocka_unit_test(test_pixels_match_hf_formula),
       cmocka_unit_test(test_pixels_endpoints),

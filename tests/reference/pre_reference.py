@@ -8,6 +8,9 @@ Usage: pre_reference.py resize DIR   DIR/cases.txt lines "in w h out_w out_h fil
                                       Gemma3ImageProcessor on the raw RGB8 image (PIL resize,
                                       float64 rescale cast to float32, float32 normalise), CHW
                                       float32 written raw.
+       pre_reference.py load DIR     DIR/load.txt lines "image out_w out_h out": transformers'
+                                      load_image (Image.open, ImageOps.exif_transpose,
+                                      convert("RGB")) then PIL BILINEAR resize, raw RGB8.
        pre_reference.py exif DIR     writes small JPEG/PNG files with EXIF orientations and
                                       DIR/exif.txt lines "file w h expected.rgb" where expected
                                       is ImageOps.exif_transpose(Image.open(file)).convert("RGB")
@@ -72,6 +75,14 @@ def cmd_pixels(d):
         src, w, h, cfgp, out = line.split()
         cfg = json.load(open(os.path.join(d, cfgp)))
         hf_pixels(read_rgb(os.path.join(d, src), int(w), int(h)), cfg).tofile(os.path.join(d, out))
+
+
+def cmd_load(d):
+    for line in open(os.path.join(d, "load.txt")):
+        path, ow, oh, out = line.split()
+        im = ImageOps.exif_transpose(Image.open(path)).convert("RGB")
+        r = im.resize((int(ow), int(oh)), Image.BILINEAR)
+        np.asarray(r, np.uint8).tofile(os.path.join(d, out))
 
 
 def tiff(be, entries, tail=b"", ifd_at=8, magic=None):
@@ -194,6 +205,8 @@ def main(argv):
         cmd_resize(argv[1])
     elif len(argv) >= 2 and argv[0] == "pixels":
         cmd_pixels(argv[1])
+    elif len(argv) >= 2 and argv[0] == "load":
+        cmd_load(argv[1])
     elif len(argv) >= 2 and argv[0] == "exif":
         cmd_exif(argv[1])
     elif len(argv) >= 3 and argv[0] == "exifrand":
