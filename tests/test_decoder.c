@@ -563,7 +563,7 @@ static void test_attention_masks(void **state) {
   const int windows[] = {0, 4};
   for (int wi = 0; wi < 2; wi++)
     for (int gi = 0; gi < 2; gi++) {
-      sc_attn a = {H, KV, HD, 0.3f, windows[wi], 0, NULL, NULL, 0, 0, gi ? group : NULL};
+      sc_attn a = {H, KV, HD, 0.3f, windows[wi], 0, NULL, NULL, 0, 0, gi ? group : NULL, SC_PRECISION_F32};
       float *scratch = malloc(sc_attention_scratch(&a, N) * sizeof(float));
       sc_attention(out, q, k, v, N, &a, scratch);
       naive_attention(ref, q, k, v, N, &a);

@@ -16,8 +16,9 @@
 
 static const char *const usage =
     "usage: saecap forward --model DIR (--text TEXT | --ids FILE) [--chat]\n"
-    "                      --dump OUT.safetensors [--layers all|L1,L2,...]\n\n"
-    "Runs the Gemma-3 text decoder (f32) over one prompt and writes f32 tensors:\n"
+    "                      --dump OUT.safetensors [--layers all|L1,L2,...]\n"
+    "                      [--precision f32|bf16]\n\n"
+    "Runs the Gemma-3 text decoder over one prompt and writes f32 tensors:\n"
     "  embeds [T,d]          scaled input embeddings (HF hidden_states[0])\n"
     "  resid_post.L [T,d]    residual stream after decoder layer L, un-normed\n"
     "  final_norm [T,d]      the final RMSNorm output (HF last_hidden_state)\n"
@@ -29,11 +30,14 @@ static const char *const usage =
     "  --ids FILE        whitespace-separated token ids, used as they are\n"
     "  --dump OUT        the safetensors file to write (atomically)\n"
     "  --layers SPEC     which resid_post.L to write: all (default) or a list 0,5,11\n"
+    "  --precision P     f32 (default; the reference mode) or bf16 (GEMM inputs\n"
+    "                    rounded to bf16, f32 accumulation, as a bf16 HF run)\n"
     "  -h, --help        this text\n";
 
 typedef struct fwd_args {
-  const char *model, *text, *ids, *dump, *layers;
+  const char *model, *text, *ids, *dump, *layers, *precision_name;
   int chat;
+  sc_precision precision;
 } fwd_args;
 
 static int parse_args(int argc, char **argv, fwd_args *a) {
@@ -43,7 +47,8 @@ static int parse_args(int argc, char **argv, fwd_args *a) {
     const char *o = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
     const char **dst = !strcmp(o, "--model") ? &a->model : !strcmp(o, "--text") ? &a->text
                      : !strcmp(o, "--ids")   ? &a->ids   : !strcmp(o, "--dump") ? &a->dump
-                     : !strcmp(o, "--layers") ? &a->layers : NULL;
+                     : !strcmp(o, "--layers") ? &a->layers
+                     : !strcmp(o, "--precision") ? &a->precision_name : NULL;
     if (!strcmp(o, "--chat")) {
       a->chat = 1;
       continue;
@@ -57,6 +62,8 @@ static int parse_args(int argc, char **argv, fwd_args *a) {
   if (!a->dump) return cli_usage_error("forward", "--dump is required");
   if (!a->text == !a->ids) return cli_usage_error("forward", "give exactly one of --text and --ids");
   if (a->chat && !a->text) return cli_usage_error("forward", "--chat needs --text");
+  if (a->precision_name && sc_precision_parse(a->precision_name, &a->precision))
+    return cli_usage_error("forward", "--precision: '%s' is not f32 or bf16", a->precision_name);
   return 0;
 }
 
@@ -163,6 +170,7 @@ int cmd_forward(int argc, char **argv) {
   sc_kernels_set_threads(cli_threads());
   g3_model *m = NULL;
   if (g3_model_load(&m, a.model)) return cli_fail();
+  m->precision = a.precision;
   rc = parse_layers(a.layers, m->cfg.text.num_hidden_layers, want);
   if (!rc) rc = run(&a, m, want) ? cli_fail() : 0;
   g3_model_free(m);

@@ -20,8 +20,8 @@
 static const char *const usage =
     "usage: saecap generate --model DIR (--prompt TEXT | --ids FILE) [--chat]\n"
     "                       [--max-new-tokens N] [--temperature T --top-k K --top-p P\n"
-    "                       --seed S] [--json]\n\n"
-    "Continues the prompt with the Gemma-3 text decoder (f32) and prints the new text\n"
+    "                       --seed S] [--json] [--precision f32|bf16]\n\n"
+    "Continues the prompt with the Gemma-3 text decoder and prints the new text\n"
     "(special tokens skipped) and a newline. Stops at an eos id of\n"
     "DIR/generation_config.json (else config.json) or after N new tokens. Greedy unless\n"
     "--temperature > 0; sampling applies temperature, then top-k, then top-p, with a\n"
@@ -38,11 +38,14 @@ static const char *const usage =
     "  --top-p P            in (0, 1], default 1 (off)\n"
     "  --seed S             sampling seed, default 0\n"
     "  --json               print {\"ids\": [...], \"text\": \"...\"} instead\n"
+    "  --precision P        f32 (default: the reference mode, as forward) or bf16\n"
+    "                       (GEMM inputs rounded to bf16, f32 accumulation)\n"
     "  -h, --help           this text\n";
 
 typedef struct gen_args {
   const char *model, *prompt, *ids;
   int chat, json;
+  sc_precision precision;
   long long max_new, top_k, seed;
   double temperature, top_p;
 } gen_args;
@@ -67,6 +70,7 @@ static int parse_valued(gen_args *a, const char *o, const char *val) {
   else if (!strcmp(o, "--seed")) return cli_parse_int(val, 0, LLONG_MAX, &a->seed);
   else if (!strcmp(o, "--temperature")) return parse_double(val, 0.0, 1e6, &a->temperature);
   else if (!strcmp(o, "--top-p")) return parse_double(val, 1e-9, 1.0, &a->top_p);
+  else if (!strcmp(o, "--precision")) return sc_precision_parse(val, &a->precision) ? -1 : 0;
   else return 1;
   return val ? 0 : -1;
 }
@@ -156,6 +160,7 @@ int cmd_generate(int argc, char **argv) {
   sc_kernels_set_threads(cli_threads());
   g3_model *m = NULL;
   if (g3_model_load(&m, a.model)) return cli_fail();
+  m->precision = a.precision;
   rc = run(&a, m) ? cli_fail() : 0;
   g3_model_free(m);
   return rc;

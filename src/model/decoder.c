@@ -266,6 +266,8 @@ struct g3_state {
   int64_t *slots;   /* (n_layers) cached positions: cap, or sliding_window on sliding layers */
   float **k, **v;   /* (n_layers) each (slots, kv_width); position p in slot p % slots */
   sc_arena arena;   /* per-forward scratch, grown on demand */
+  sc_precision precision; /* GEMM mode of this state's forwards */
+  sc_gemm *gemm;    /* bf16 GEMM context, created when BF16 is first set; NULL before */
 };
 
 int g3_state_create(g3_state **out, const g3_model *m, int64_t max_tokens) {
@@ -296,9 +298,30 @@ int g3_state_create(g3_state **out, const g3_model *m, int64_t max_tokens) {
     return sc_error_setc(SC_ERR_NOMEM, "state: out of memory for a %lld-token KV cache",
                          (long long)max_tokens);
   }
+  int rc = g3_state_set_precision(s, m->precision);
+  if (rc) {
+    g3_state_free(s);
+    return rc;
+  }
   *out = s;
   return 0;
 }
+
+int g3_state_set_precision(g3_state *s, sc_precision p) {
+  if (p != SC_PRECISION_F32 && p != SC_PRECISION_BF16)
+    return sc_error_setc(SC_ERR_ARG, "state: unknown precision %d", (int)p);
+  /* Threads 0: the GEMM follows --threads (sc_kernels_set_threads). */
+  if (p == SC_PRECISION_BF16 && !s->gemm) {
+    int rc = sc_gemm_create(&s->gemm, SC_GEMM_BACKEND_AUTO, 0);
+    if (rc) return rc;
+  }
+  s->precision = p;
+  return 0;
+}
+
+sc_precision g3_state_precision(const g3_state *s) { return s->precision; }
+
+sc_gemm *g3_state_gemm(g3_state *s) { return s->gemm; }
 
 void g3_state_reset(g3_state *s) {
   s->n_pos = 0;
@@ -317,6 +340,7 @@ void g3_state_free(g3_state *s) {
   free(s->v);
   free(s->slots);
   sc_arena_free(&s->arena);
+  sc_gemm_free(s->gemm);
   free(s);
 }
 
@@ -405,7 +429,7 @@ static sc_attn attn_args(const g3_model *m, const g3_state *s, int i, const int3
   int64_t lo = s->n_pos - s->slots[i];
   sc_attn a = {t->num_attention_heads, t->num_key_value_heads, t->head_dim,
                (float)(1.0 / sqrt(t->query_pre_attn_scalar)), t->is_sliding[i] ? t->sliding_window : 0,
-               s->n_pos, s->k[i], s->v[i], s->slots[i], lo > 0 ? lo : 0, group};
+               s->n_pos, s->k[i], s->v[i], s->slots[i], lo > 0 ? lo : 0, group, s->precision};
   return a;
 }
 
@@ -415,6 +439,20 @@ static sc_attn attn_args(const g3_model *m, const g3_state *s, int i, const int3
     if (rc_) return rc_;  \
   } while (0)
 
+/* y = x · Wᵀ in the state's precision. */
+static int linear(g3_state *s, float *y, const float *x, const sc_mat *w, int64_t n, fwd_bufs *b) {
+  return sc_linear_gemm(y, x, w, n, s->precision, b->gemm_scratch, s->gemm);
+}
+
+/* bf16 mode: q, k and v are operands of the q·kᵀ and P·v GEMMs; rounding
+ * them here (after the norms and RoPE, which stay f32) also rounds what
+ * the cache keeps, as HF's bf16 cache does. */
+static void round_qkv(const g3_model *m, fwd_bufs *b, int64_t n, int64_t kv_width) {
+  sc_round_bf16(b->q, n * m->cfg.text.num_attention_heads * m->cfg.text.head_dim);
+  sc_round_bf16(b->k, n * kv_width);
+  sc_round_bf16(b->v, n * kv_width);
+}
+
 /* Self-attention block: b->x += RMS(o_proj(attn(RMS(x)))) (spec §3.2 1-7). */
 static int attention_block(const g3_model *m, g3_state *s, int i, fwd_bufs *b, int64_t n,
                            const int32_t *group) {
@@ -423,19 +461,19 @@ static int attention_block(const g3_model *m, g3_state *s, int i, fwd_bufs *b, i
   int64_t d = t->hidden_size, hd = t->head_dim;
   int sl = t->is_sliding[i] != 0;
   float eps = (float)t->rms_norm_eps;
-  sc_precision p = m->precision;
   sc_rmsnorm(b->a, b->x, w->input_norm, n, d, eps);
-  TRY(sc_linear(b->q, b->a, &w->q_proj, n, p, b->gemm_scratch));
-  TRY(sc_linear(b->k, b->a, &w->k_proj, n, p, b->gemm_scratch));
-  TRY(sc_linear(b->v, b->a, &w->v_proj, n, p, b->gemm_scratch));
+  TRY(linear(s, b->q, b->a, &w->q_proj, n, b));
+  TRY(linear(s, b->k, b->a, &w->k_proj, n, b));
+  TRY(linear(s, b->v, b->a, &w->v_proj, n, b));
   sc_rmsnorm(b->q, b->q, w->q_norm, n * t->num_attention_heads, hd, eps);
   sc_rmsnorm(b->k, b->k, w->k_norm, n * t->num_key_value_heads, hd, eps);
   sc_rope(b->q, b->cos_t[sl], b->sin_t[sl], n, t->num_attention_heads, (int)hd / 2);
   sc_rope(b->k, b->cos_t[sl], b->sin_t[sl], n, t->num_key_value_heads, (int)hd / 2);
+  if (s->precision == SC_PRECISION_BF16) round_qkv(m, b, n, s->kv_width);
   sc_attn a = attn_args(m, s, i, group);
   sc_attention(b->o, b->q, b->k, b->v, n, &a, b->attn_scratch);
   kv_append(s, i, b->k, b->v, n);
-  TRY(sc_linear(b->br, b->o, &w->o_proj, n, p, b->gemm_scratch));
+  TRY(linear(s, b->br, b->o, &w->o_proj, n, b));
   sc_rmsnorm(b->br, b->br, w->post_attn_norm, n, d, eps);
   sc_add(b->x, b->br, n, d);
   return 0;
@@ -443,17 +481,16 @@ static int attention_block(const g3_model *m, g3_state *s, int i, fwd_bufs *b, i
 
 /* Gated MLP block: b->x += RMS(down(gelu(gate(m)) · up(m))), m = RMS(x)
  * (spec §3.2 8-9). */
-static int mlp_block(const g3_model *m, int i, fwd_bufs *b, int64_t n) {
+static int mlp_block(const g3_model *m, g3_state *s, int i, fwd_bufs *b, int64_t n) {
   const g3_text_config *t = &m->cfg.text;
   const g3_layer *w = &m->layers[i];
   int64_t d = t->hidden_size;
   float eps = (float)t->rms_norm_eps;
-  sc_precision p = m->precision;
   sc_rmsnorm(b->a, b->x, w->pre_ff_norm, n, d, eps);
-  TRY(sc_linear(b->gate, b->a, &w->gate_proj, n, p, b->gemm_scratch));
-  TRY(sc_linear(b->up, b->a, &w->up_proj, n, p, b->gemm_scratch));
+  TRY(linear(s, b->gate, b->a, &w->gate_proj, n, b));
+  TRY(linear(s, b->up, b->a, &w->up_proj, n, b));
   sc_gelu_tanh_mul(b->gate, b->up, n * t->intermediate_size);
-  TRY(sc_linear(b->br, b->gate, &w->down_proj, n, p, b->gemm_scratch));
+  TRY(linear(s, b->br, b->gate, &w->down_proj, n, b));
   sc_rmsnorm(b->br, b->br, w->post_ff_norm, n, d, eps);
   sc_add(b->x, b->br, n, d);
   return 0;
@@ -487,21 +524,20 @@ static int last_layer(const g3_model *m, const g3_forward_io *io) {
 }
 
 /* Final norm and the logits of the wanted rows. */
-static int head(const g3_model *m, const g3_forward_io *io, fwd_bufs *b) {
+static int head(const g3_model *m, g3_state *s, const g3_forward_io *io, fwd_bufs *b) {
   int64_t d = m->cfg.text.hidden_size, n = io->n;
   sc_rmsnorm(b->a, b->x, m->final_norm, n, d, (float)m->cfg.text.rms_norm_eps);
   if (io->final_norm) memcpy(io->final_norm, b->a, (size_t)(n * d) * sizeof(float));
   if (!io->logits) return 0;
   const float *y = io->logits_last ? b->a + (n - 1) * d : b->a;
-  return sc_linear(io->logits, y, &m->lm_head, io->logits_last ? 1 : n, m->precision,
-                   b->gemm_scratch);
+  return linear(s, io->logits, y, &m->lm_head, io->logits_last ? 1 : n, b);
 }
 
 static int run_layers(const g3_model *m, g3_state *s, const g3_forward_io *io, fwd_bufs *b, int last) {
   int64_t n = io->n, d = m->cfg.text.hidden_size;
   for (int i = 0; i <= last; i++) {
     TRY(attention_block(m, s, i, b, n, io->image_group));
-    TRY(mlp_block(m, i, b, n));
+    TRY(mlp_block(m, s, i, b, n));
     if (io->edit) TRY(io->edit(io->edit_user, i, b->x, b->pos, n, (int)d));
     if (io->resid_post && io->resid_post[i])
       memcpy(io->resid_post[i], b->x, (size_t)(n * d) * sizeof(float));
@@ -521,7 +557,7 @@ int g3_forward(const g3_model *m, g3_state *s, const g3_forward_io *io) {
   rope_tables(m, s, n, &b);
   TRY(run_layers(m, s, io, &b, last));
   if (last < m->cfg.text.num_hidden_layers - 1) return 0; /* stopped early: stays incomplete */
-  TRY(head(m, io, &b));
+  TRY(head(m, s, io, &b));
   s->n_pos += n;
   s->incomplete = 0;
   return 0;

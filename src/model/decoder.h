@@ -31,6 +31,24 @@
  * "final_norm" = RMS(x; norm) (HF last_hidden_state); logits = final_norm ·
  * lm_headᵀ over all vocab_size rows, no softcap (Gemma3ForConditional-
  * Generation never applies one).
+ *
+ * Precision (DESIGN.md, Numerics). SC_PRECISION_F32, the reference mode:
+ * weights widened to f32, f32 GEMMs, f32 attention. SC_PRECISION_BF16, what
+ * a bf16 run of the Hugging Face model computes in its products: every
+ * GEMM input is rounded to bf16 and multiplied bf16 x bf16 with f32
+ * products and sums (sc_gemm: oneDNN where the CPU has AVX-512 bf16, else
+ * the exact widening fallback), that is the q/k/v/o, gate/up/down
+ * projections and the LM head, and also the two attention products: q, k
+ * and v are rounded to bf16 after q/k-norm and RoPE (so the KV cache holds
+ * bf16 values, as HF's bf16 cache does), and the softmax probabilities are
+ * rounded to bf16 before P·v (HF eager attention casts the f32 softmax back
+ * to bf16; PyTorch's CPU flash attention likewise feeds bf16 probabilities
+ * to its P·v GEMM), while the scores q·kᵀ and the softmax stay f32. Unlike
+ * a bf16 HF run, GEMM outputs are not rounded: the embeddings, norms,
+ * RoPE, softmax, GELU and the residual stream stay f32 in both modes, so
+ * bf16 mode differs from f32 mode only by the rounding of GEMM operands.
+ * Each g3_state carries its own precision and its own sc_gemm (created
+ * with the state when it starts in BF16), so states never share one.
  */
 #ifndef SC_DECODER_H
 #define SC_DECODER_H
@@ -72,7 +90,8 @@ typedef struct g3_model {
   g3_layer *layers;        /* (num_hidden_layers) */
   float *inv_freq_local;   /* (head_dim/2) sliding layers */
   float *inv_freq_global;  /* (head_dim/2) full-attention layers */
-  sc_precision precision;  /* GEMM mode; SC_PRECISION_F32 after load */
+  sc_precision precision;  /* precision of the states created from it (F32 after load);
+                              set it before g3_state_create, or use g3_state_set_precision */
 } g3_model;
 
 /* Loads DIR/config.json and the checkpoint in DIR (index + shards or one
@@ -91,10 +110,21 @@ void g3_model_free(g3_model *m);
 /* The KV cache and scratch of one sequence. */
 typedef struct g3_state g3_state;
 
-/* A state for sequences of up to max_tokens tokens (1..G3_MAX_TOKENS).
- * Full-attention layers cache max_tokens positions, sliding layers only
- * the last sliding_window. SC_ERR_ARG / SC_ERR_NOMEM. */
+/* A state for sequences of up to max_tokens tokens (1..G3_MAX_TOKENS),
+ * in m->precision. Full-attention layers cache max_tokens positions,
+ * sliding layers only the last sliding_window. SC_ERR_ARG / SC_ERR_NOMEM,
+ * and those of g3_state_set_precision. */
 int g3_state_create(g3_state **out, const g3_model *m, int64_t max_tokens);
+/* Sets the precision of s's next forwards (a cache filled in one precision
+ * is used as is by the other). Switching to BF16 creates s's sc_gemm once
+ * (backend AUTO, threads from sc_kernels_set_threads). Errors: SC_ERR_ARG
+ * "state: unknown precision N"; those of sc_gemm_create. s is unchanged on
+ * error. */
+int g3_state_set_precision(g3_state *s, sc_precision p);
+sc_precision g3_state_precision(const g3_state *s);
+/* The state's bf16 GEMM context (for sc_gemm_describe), NULL while it has
+ * never been in BF16. Owned by s. */
+sc_gemm *g3_state_gemm(g3_state *s);
 /* Forgets the sequence: the next forward starts at position 0. */
 void g3_state_reset(g3_state *s);
 /* Tokens in the cache (the position of the next token). */

@@ -35,6 +35,19 @@ void sc_kernels_set_threads(int n) {
 
 int sc_kernels_threads(void) { return omp_get_max_threads(); }
 
+/* ==== Precision names ==== */
+
+int sc_precision_parse(const char *name, sc_precision *out) {
+  if (name && !strcmp(name, "f32")) *out = SC_PRECISION_F32;
+  else if (name && !strcmp(name, "bf16")) *out = SC_PRECISION_BF16;
+  else return sc_error_setc(SC_ERR_ARG, "precision '%s' is not f32 or bf16", name ? name : "");
+  return 0;
+}
+
+const char *sc_precision_name(sc_precision p) {
+  return p == SC_PRECISION_F32 ? "f32" : p == SC_PRECISION_BF16 ? "bf16" : "?";
+}
+
 /* ==== Small helpers ==== */
 
 static float dot_f32(const float *a, const float *b, int64_t n) {
@@ -105,15 +118,28 @@ static void linear_panels(float *y, const float *x, const sc_mat *w, int64_t n, 
   }
 }
 
-int sc_linear(float *y, const float *x, const sc_mat *w, int64_t n, sc_precision p, float *scratch) {
-  if (p != SC_PRECISION_F32)
-    return sc_error_setc(SC_ERR_ARG, "precision bf16 is not available in this build (use f32)");
+/* BF16 mode: the weights' own bf16 values, or f32 weights rounded by g. */
+static int linear_bf16(float *y, const float *x, const sc_mat *w, int64_t n, sc_gemm *g) {
+  if (!g) return sc_error_setc(SC_ERR_ARG, "precision bf16 needs a GEMM context (sc_linear_gemm)");
+  int M = (int)n, N = (int)w->rows, K = (int)w->cols;
+  if (w->dtype == SC_DTYPE_BF16) return sc_gemm_bf16(g, y, x, w->data, NULL, M, N, K, 0);
+  if (w->dtype == SC_DTYPE_F32) return sc_gemm_bf16_f32w(g, y, x, w->data, NULL, M, N, K, 0);
+  /* F16 would need a converted copy of every matrix; Gemma 3 ships bf16. */
+  return sc_error_setc(SC_ERR_ARG, "precision bf16 cannot multiply %s weights (use f32)",
+                       sc_dtype_name(w->dtype));
+}
+
+int sc_linear_gemm(float *y, const float *x, const sc_mat *w, int64_t n, sc_precision p,
+                   float *scratch, sc_gemm *g) {
+  if (p != SC_PRECISION_F32 && p != SC_PRECISION_BF16)
+    return sc_error_setc(SC_ERR_ARG, "unknown precision %d", (int)p);
   if (w->dtype != SC_DTYPE_F32 && w->dtype != SC_DTYPE_BF16 && w->dtype != SC_DTYPE_F16)
     return sc_error_setc(SC_ERR_ARG, "cannot multiply %s weights", sc_dtype_name(w->dtype));
   if (n <= 0 || w->rows <= 0) return 0;
   if (n > INT_MAX || w->rows > INT_MAX || w->cols > INT_MAX)
     return sc_error_setc(SC_ERR_ARG, "GEMM of [%lld, %lld] x [%lld]: too large for BLAS",
                          (long long)n, (long long)w->cols, (long long)w->rows);
+  if (p == SC_PRECISION_BF16) return linear_bf16(y, x, w, n, g);
   if (w->dtype == SC_DTYPE_F32)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)w->rows, (int)w->cols, 1.0f,
                 x, (int)w->cols, (const float *)w->data, (int)w->cols, 0.0f, y, (int)w->rows);
@@ -122,6 +148,15 @@ int sc_linear(float *y, const float *x, const sc_mat *w, int64_t n, sc_precision
   else
     linear_panels(y, x, w, n, scratch);
   return 0;
+}
+
+int sc_linear(float *y, const float *x, const sc_mat *w, int64_t n, sc_precision p, float *scratch) {
+  return sc_linear_gemm(y, x, w, n, p, scratch, NULL);
+}
+
+void sc_round_bf16(float *x, int64_t n) {
+#pragma omp parallel for schedule(static) if (n > PAR_MIN_ELEMS)
+  for (int64_t i = 0; i < n; i++) x[i] = sc_f32_from_bf16(sc_bf16_from_f32(x[i]));
 }
 
 /* ==== Element-wise and row kernels ==== */
@@ -261,6 +296,9 @@ static void attend_one(float *o, const float *qh, const float *k, const float *v
   for (int64_t p = lo; p <= hi; p++) {
     if (s[p - lo] == 0.0f) continue;
     float wgt = (float)(s[p - lo] / sum);
+    /* bf16 mode: P is a bf16 GEMM operand (HF bf16 casts the softmax back
+     * to bf16 before P·v). */
+    if (a->precision == SC_PRECISION_BF16) wgt = sc_f32_from_bf16(sc_bf16_from_f32(wgt));
     const float *vr = kv_row(a, v, a->past_v, p, g);
     for (int d = 0; d < a->head_dim; d++) o[d] += wgt * vr[d];
   }

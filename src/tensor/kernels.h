@@ -1,14 +1,15 @@
-/* kernels.h: the CPU kernels of the model runtime (f32 reference mode).
+/* kernels.h: the CPU kernels of the model runtime.
  *
  * Every kernel works on plain row-major float arrays, takes its output
  * first and its sizes last, and does one thing. Activations are always
  * f32; weight matrices stay in their stored dtype (sc_mat) and are widened
  * to f32 a panel at a time inside sc_linear, never copied whole.
  *
- * sc_linear is the GEMM seam: tensor/ is the only caller of BLAS (OpenBLAS
- * cblas_sgemm for SC_PRECISION_F32). A later SC_PRECISION_BF16 mode (inputs
- * rounded to bf16, bf16 x bf16 with f32 accumulation through oneDNN) goes
- * behind the same signature; until then asking for it is an error.
+ * sc_linear / sc_linear_gemm are the GEMM seam: tensor/ is the only caller
+ * of BLAS and oneDNN. SC_PRECISION_F32 widens the weights and runs OpenBLAS
+ * cblas_sgemm; SC_PRECISION_BF16 rounds the input rows to bf16 and runs
+ * bf16 x bf16 with f32 accumulation on an sc_gemm (gemm.h: oneDNN, or the
+ * exact widening fallback on CPUs without AVX-512 bf16).
  *
  * Threads: loops use OpenMP and GEMMs OpenBLAS's own threads; set both with
  * sc_kernels_set_threads (the CLI does, from --threads).
@@ -24,11 +25,18 @@
 #include <stdint.h>
 
 #include "tensor/dtype.h"
+#include "tensor/gemm.h"
 
 typedef enum sc_precision {
   SC_PRECISION_F32 = 0, /* weights widened to f32, f32 GEMM (reference mode) */
-  SC_PRECISION_BF16 = 1 /* GEMM inputs rounded to bf16 (not built yet) */
+  SC_PRECISION_BF16 = 1 /* GEMM inputs rounded to bf16, bf16 x bf16 -> f32 (sc_gemm) */
 } sc_precision;
+
+/* "f32" or "bf16" into *out; SC_ERR_ARG "precision 'x' is not f32 or bf16"
+ * otherwise (the CLI and the config key spell it this way). */
+int sc_precision_parse(const char *name, sc_precision *out);
+/* "f32", "bf16", or "?" for a value outside the enum. */
+const char *sc_precision_name(sc_precision p);
 
 /* A weight matrix W [rows, cols] as stored: row r is output feature r, as
  * in torch.nn.Linear ([out, in]). */
@@ -48,9 +56,23 @@ size_t sc_linear_scratch(int64_t cols);
 
 /* y[n, w->rows] = x[n, w->cols] · Wᵀ, accumulated in f32. scratch holds
  * sc_linear_scratch(w->cols) floats (64-byte aligned), unused for F32
- * weights. y must not overlap x. Returns 0, or SC_ERR_ARG for a precision
- * or weight dtype this build cannot multiply (message says which). */
+ * weights. y must not overlap x. Same as sc_linear_gemm with g = NULL, so
+ * SC_PRECISION_BF16 is an error here. */
 int sc_linear(float *y, const float *x, const sc_mat *w, int64_t n, sc_precision p, float *scratch);
+
+/* sc_linear with the GEMM context of the bf16 mode. F32: as above, g
+ * unused (may be NULL). BF16: y = bf16(x) · bf16(W)ᵀ with f32 products and
+ * sums on g (sc_gemm_bf16 for BF16 weights, read in place;
+ * sc_gemm_bf16_f32w for F32 weights, which keeps a rounded copy in g);
+ * scratch unused. Errors: SC_ERR_ARG "precision bf16 needs a GEMM context"
+ * (g NULL), "precision bf16 cannot multiply F16 weights (use f32)", "cannot
+ * multiply X weights", "GEMM of [..]: too large"; those of sc_gemm_bf16. */
+int sc_linear_gemm(float *y, const float *x, const sc_mat *w, int64_t n, sc_precision p,
+                   float *scratch, sc_gemm *g);
+
+/* x[n] = bf16(x[n]) in place (round to nearest even, as sc_bf16_from_f32):
+ * what a bf16 GEMM does to an input operand. */
+void sc_round_bf16(float *x, int64_t n);
 
 /* Row i of W widened to f32: out[w->cols]. */
 void sc_mat_row(float *out, const sc_mat *w, int64_t i);
@@ -100,6 +122,7 @@ typedef struct sc_attn {
   int64_t past_cap;  /* slots in the ring (0 = no past) */
   int64_t past_lo;   /* first past position held; pos0 − past_lo <= past_cap */
   const int32_t *group; /* (n) image group per new position, −1 = text; NULL = all text */
+  sc_precision precision; /* F32 (0); BF16: q·kᵀ and P·v as bf16 GEMMs (see sc_attention) */
 } sc_attn;
 
 /* Floats of scratch sc_attention needs for n new tokens. */
@@ -107,7 +130,12 @@ size_t sc_attention_scratch(const sc_attn *a, int64_t n);
 
 /* out[n, n_heads·head_dim] = softmax(q·kᵀ·scale + mask) · v per head, for
  * q[n, n_heads·head_dim] and the new k, v[n, n_kv_heads·head_dim] plus the
- * past ring in *a. scratch: sc_attention_scratch floats. */
+ * past ring in *a. scratch: sc_attention_scratch floats. Products and sums
+ * are f32 in both precisions; with a->precision BF16 the normalised
+ * probabilities P are rounded to bf16 before P·v, and q, k, v (new and
+ * past) must already hold bf16 values (the caller rounds them once with
+ * sc_round_bf16, so the cache is rounded too), which makes both products
+ * bf16 x bf16 GEMMs with f32 accumulation. */
 void sc_attention(float *out, const float *q, const float *k, const float *v, int64_t n,
                   const sc_attn *a, float *scratch);
 
