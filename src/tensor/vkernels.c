@@ -1,0 +1,128 @@
+/* vkernels.c: f32 kernels of the vision tower and projector (see
+ * vkernels.h). Norm statistics and softmax sums are accumulated in double,
+ * as kernels.c does, to stay close to the float64 reference. */
+#include "tensor/vkernels.h"
+
+#include <cblas.h>
+#include <limits.h>
+#include <math.h>
+#include <string.h>
+
+#include "base/error.h"
+
+/* Loops over fewer elements than this run on one thread. */
+#define PAR_MIN_ELEMS ((int64_t)1 << 15)
+
+/* ==== Element-wise and row kernels ==== */
+
+static void layernorm_row(float *y, const float *x, const float *w, const float *b, int64_t d,
+                          float eps) {
+  double s = 0.0, ss = 0.0;
+  for (int64_t i = 0; i < d; i++) s += x[i];
+  double mean = s / (double)d;
+  for (int64_t i = 0; i < d; i++) {
+    double c = x[i] - mean;
+    ss += c * c;
+  }
+  double inv = 1.0 / sqrt(ss / (double)d + (double)eps);
+  for (int64_t i = 0; i < d; i++) y[i] = (float)((x[i] - mean) * inv) * w[i] + b[i];
+}
+
+void sc_layernorm(float *y, const float *x, const float *w, const float *b, int64_t n, int64_t d,
+                  float eps) {
+#pragma omp parallel for schedule(static) if (n * d > PAR_MIN_ELEMS)
+  for (int64_t r = 0; r < n; r++) layernorm_row(y + r * d, x + r * d, w, b, d, eps);
+}
+
+void sc_add_bias(float *x, const float *b, int64_t n, int64_t d) {
+#pragma omp parallel for schedule(static) if (n * d > PAR_MIN_ELEMS)
+  for (int64_t r = 0; r < n; r++)
+    for (int64_t i = 0; i < d; i++) x[r * d + i] += b[i];
+}
+
+void sc_gelu_tanh(float *x, int64_t n) {
+  const float c = 0.7978845608028654f; /* sqrt(2/pi) */
+#pragma omp parallel for schedule(static) if (n > PAR_MIN_ELEMS)
+  for (int64_t i = 0; i < n; i++) {
+    float v = x[i];
+    x[i] = 0.5f * v * (1.0f + tanhf(c * (v + 0.044715f * v * v * v)));
+  }
+}
+
+/* ==== Attention without a mask ==== */
+
+size_t sc_mha_full_scratch(int64_t n, int head_dim) {
+  return (size_t)n * (size_t)n + 3 * (size_t)n * (size_t)head_dim;
+}
+
+/* dst[n, hd] = columns [off, off + hd) of src[n, width]. */
+static void gather_head(float *dst, const float *src, int64_t n, int64_t width, int64_t off, int hd) {
+  for (int64_t t = 0; t < n; t++) memcpy(dst + t * hd, src + t * width + off, (size_t)hd * sizeof *dst);
+}
+
+/* Row-wise softmax of s[n, n] (max subtracted, sum in double). */
+static void softmax_rows(float *s, int64_t n) {
+#pragma omp parallel for schedule(static) if (n * n > PAR_MIN_ELEMS)
+  for (int64_t r = 0; r < n; r++) sc_softmax(s + r * n, n);
+}
+
+void sc_mha_full(float *out, const float *q, const float *k, const float *v, int64_t n, int heads,
+                 int head_dim, float scale, float *scratch) {
+  int64_t width = (int64_t)heads * head_dim;
+  float *s = scratch, *qh = s + n * n, *kh = qh + n * head_dim, *vh = kh + n * head_dim;
+  for (int h = 0; h < heads; h++) {
+    int64_t off = (int64_t)h * head_dim;
+    gather_head(qh, q, n, width, off, head_dim);
+    gather_head(kh, k, n, width, off, head_dim);
+    gather_head(vh, v, n, width, off, head_dim);
+    /* HF SiglipAttention: (q·kᵀ)·scale, softmax in f32, then ·v. */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)n, head_dim, scale, qh,
+                head_dim, kh, head_dim, 0.0f, s, (int)n);
+    softmax_rows(s, n);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, head_dim, (int)n, 1.0f, s,
+                (int)n, vh, head_dim, 0.0f, out + off, (int)width);
+  }
+}
+
+/* ==== Pooling ==== */
+
+void sc_avgpool2d(float *out, const float *x, int64_t side, int64_t c, int64_t k) {
+  int64_t no = side / k;
+  double inv = 1.0 / (double)(k * k);
+#pragma omp parallel for schedule(static) if (no * no * c > PAR_MIN_ELEMS)
+  for (int64_t cell = 0; cell < no * no; cell++) {
+    int64_t r0 = (cell / no) * k, c0 = (cell % no) * k;
+    for (int64_t ch = 0; ch < c; ch++) {
+      double sum = 0.0;
+      for (int64_t dy = 0; dy < k; dy++)
+        for (int64_t dx = 0; dx < k; dx++) sum += x[((r0 + dy) * side + c0 + dx) * c + ch];
+      out[cell * c + ch] = (float)(sum * inv);
+    }
+  }
+}
+
+/* ==== Un-transposed matrix product ==== */
+
+size_t sc_matmul_nn_scratch(const sc_mat *w) {
+  return w->dtype == SC_DTYPE_F32 ? 0 : (size_t)w->rows * (size_t)w->cols;
+}
+
+int sc_matmul_nn(float *y, const float *x, const sc_mat *w, int64_t n, sc_precision p,
+                 float *scratch) {
+  if (p != SC_PRECISION_F32)
+    return sc_error_setc(SC_ERR_ARG, "precision bf16 is not available for the projector (use f32)");
+  if (w->dtype != SC_DTYPE_F32 && w->dtype != SC_DTYPE_BF16 && w->dtype != SC_DTYPE_F16)
+    return sc_error_setc(SC_ERR_ARG, "cannot multiply %s weights", sc_dtype_name(w->dtype));
+  if (n <= 0 || w->rows <= 0 || w->cols <= 0) return 0;
+  if (n > INT_MAX || w->rows > INT_MAX || w->cols > INT_MAX)
+    return sc_error_setc(SC_ERR_ARG, "GEMM of [%lld, %lld] x [%lld, %lld]: too large for BLAS",
+                         (long long)n, (long long)w->rows, (long long)w->rows, (long long)w->cols);
+  const float *wf = (const float *)w->data;
+  if (w->dtype != SC_DTYPE_F32) {
+    for (int64_t r = 0; r < w->rows; r++) sc_mat_row(scratch + r * w->cols, w, r);
+    wf = scratch;
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)w->cols, (int)w->rows, 1.0f,
+              x, (int)w->rows, wf, (int)w->cols, 0.0f, y, (int)w->cols);
+  return 0;
+}
