@@ -3,7 +3,9 @@
  * Greedy generation (KV-cached decode) must equal the argmax of a full
  * forward over the whole sequence at every step; the CLI must print the
  * same ids and their decoded text; the sampler is checked on small logit
- * vectors against the softmax / top-k / top-p definitions. */
+ * vectors against the softmax / top-k / top-p definitions. In the bf16
+ * precision, greedy generation gives the same tokens as the f32 mode on
+ * the test prompts, and equals the argmax of repeated bf16 full forwards. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -113,6 +115,68 @@ static void test_greedy_equals_full_argmax(void **state) {
   free(out);
 }
 
+/* Greedy ids of prompt in precision p (the model's precision is what
+ * g3_generate's state starts in). */
+static int32_t *greedy_in(sc_precision p, const int32_t *prompt, int64_t n_prompt, int64_t *n) {
+  g3_gen_opts o;
+  greedy_opts(&o);
+  int32_t *out = NULL;
+  F.m->precision = p;
+  int rc = g3_generate(F.m, prompt, n_prompt, &o, &out, n);
+  F.m->precision = SC_PRECISION_F32;
+  if (rc) print_error("%s\n", sc_error_get());
+  assert_int_equal(rc, 0);
+  assert_int_equal(*n, N_NEW);
+  return out;
+}
+
+/* The test prompts: F.prompt and three more of 5, 20 and 31 random ids.
+ * A random tiny model's greedy text soon repeats one token (measured: 1 to
+ * 2 token switches in 16), so the per-position argmax comparison over 40
+ * prompt positions in test_decoder.c is the stronger check; these cover
+ * the cached decode loop. */
+static void test_prompt(int k, int32_t *ids, int64_t *n) {
+  static const int lens[] = {N_PROMPT, 5, 20, 31};
+  sc_rng r;
+  sc_rng_seed(&r, 100 + (uint64_t)k);
+  *n = lens[k];
+  for (int64_t i = 0; i < *n; i++)
+    ids[i] = k == 0 ? F.prompt[i] : i == 0 ? 2 : (int32_t)(1000 + sc_rng_below(&r, 200000));
+}
+
+static void test_bf16_greedy_same_tokens(void **state) {
+  (void)state;
+  for (int k = 0; k < 4; k++) {
+    int32_t prompt[64];
+    int64_t np, n32, n16;
+    test_prompt(k, prompt, &np);
+    int32_t *a = greedy_in(SC_PRECISION_F32, prompt, np, &n32), *b = greedy_in(SC_PRECISION_BF16, prompt, np, &n16);
+    int same = 0;
+    while (same < N_NEW && a[same] == b[same]) same++;
+    print_message("prompt %d (%lld ids): bf16 greedy equals f32 for %d of %d tokens\n", k, (long long)np,
+                  same, N_NEW);
+    assert_int_equal(same, N_NEW);
+    free(a);
+    free(b);
+  }
+}
+
+/* bf16 greedy (cached decode) vs the argmax of repeated bf16 full forwards. */
+static void test_bf16_greedy_equals_full_argmax(void **state) {
+  (void)state;
+  int64_t n;
+  int32_t *out = greedy_in(SC_PRECISION_BF16, F.prompt, N_PROMPT, &n), seq[N_PROMPT + N_NEW];
+  memcpy(seq, F.prompt, sizeof F.prompt);
+  F.m->precision = SC_PRECISION_BF16;
+  for (int i = 0; i < N_NEW; i++) {
+    seq[N_PROMPT + i] = full_argmax(seq, N_PROMPT + i, 262144);
+    if (out[i] != seq[N_PROMPT + i]) print_error("step %d: %d vs %d\n", i, (int)out[i], (int)seq[N_PROMPT + i]);
+  }
+  F.m->precision = SC_PRECISION_F32;
+  assert_memory_equal(out, seq + N_PROMPT, N_NEW * sizeof *out);
+  free(out);
+}
+
 static void test_stops_at_eos(void **state) {
   (void)state;
   g3_gen_opts o;
@@ -208,6 +272,25 @@ static void test_cli_sampling_seeded(void **state) {
   assert_memory_equal(g, k, (size_t)ng * sizeof *g);
   free(a), free(b), free(c), free(g), free(k);
   free(t1), free(t2), free(t3), free(tg), free(tk);
+}
+
+/* --precision bf16 prints the library's bf16 ids; a bad value is a usage
+ * error. */
+static void test_cli_bf16(void **state) {
+  (void)state;
+  int64_t n_cli, n_lib;
+  char *text, *err = NULL;
+  int32_t *cli = cli_ids("--max-new-tokens 16 --precision bf16", &n_cli, &text);
+  int32_t *lib = greedy_in(SC_PRECISION_BF16, F.prompt, N_PROMPT, &n_lib);
+  assert_true(n_cli <= n_lib); /* the CLI also stops at eos */
+  assert_memory_equal(cli, lib, (size_t)n_cli * sizeof *cli);
+  int rc = tu_run(NULL, &err, "'%s' generate --model '%s' --ids '%s' --precision fp8", tu_bin(), F.model, F.ids);
+  assert_int_equal(rc, 2);
+  tu_assert_one_line_error(rc, err, "bad or missing value for --precision", NULL);
+  free(err);
+  free(text);
+  free(cli);
+  free(lib);
 }
 
 static void test_cli_errors(void **state) {
@@ -367,6 +450,9 @@ static void test_ids_parse(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_greedy_equals_full_argmax),
+      cmocka_unit_test(test_bf16_greedy_same_tokens),
+      cmocka_unit_test(test_bf16_greedy_equals_full_argmax),
+      cmocka_unit_test(test_cli_bf16),
       cmocka_unit_test(test_stops_at_eos),
       cmocka_unit_test(test_cli_matches_library),
       cmocka_unit_test(test_cli_sampling_seeded),
