@@ -20,6 +20,7 @@
  * OpenMP default, i.e. all cores).
  */
 #include <cblas.h>
+#include <immintrin.h>
 #include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -86,11 +87,39 @@ static bstat stat_of(double *t, int runs) {
 
 /* ==== memory bandwidth =================================================== */
 
+/* Sum of buf[lo, hi) in 4 AVX2 lanes x 4 registers: loads as fast as the
+ * memory gives them (a scalar loop measured ~25% lower on Zen 3). */
+__attribute__((target("avx2"))) static uint64_t read_avx2(const uint64_t *buf, size_t lo,
+                                                           size_t hi) {
+  __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+  size_t i = lo;
+  for (; i + 16 <= hi; i += 16) {
+    a0 = _mm256_add_epi64(a0, _mm256_loadu_si256((const __m256i *)(buf + i)));
+    a1 = _mm256_add_epi64(a1, _mm256_loadu_si256((const __m256i *)(buf + i + 4)));
+    a2 = _mm256_add_epi64(a2, _mm256_loadu_si256((const __m256i *)(buf + i + 8)));
+    a3 = _mm256_add_epi64(a3, _mm256_loadu_si256((const __m256i *)(buf + i + 12)));
+  }
+  uint64_t lanes[4], acc = 0;
+  _mm256_storeu_si256((__m256i *)lanes,
+                      _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3)));
+  for (int j = 0; j < 4; j++) acc += lanes[j];
+  for (; i < hi; i++) acc += buf[i];
+  return acc;
+}
+
+/* Reads all of buf, split over the threads; the sum keeps the loads. */
 static double read_once(const uint64_t *buf, size_t n) {
   uint64_t acc = 0;
-#pragma omp parallel for reduction(+ : acc) schedule(static)
-  for (size_t i = 0; i < n; i++) acc += buf[i];
-  return (double)(acc & 1); /* keeps the loop */
+  int avx2 = __builtin_cpu_supports("avx2");
+#pragma omp parallel reduction(+ : acc)
+  {
+    size_t nt = (size_t)omp_get_num_threads(), t = (size_t)omp_get_thread_num();
+    size_t lo = n * t / nt, hi = n * (t + 1) / nt;
+    if (avx2) acc += read_avx2(buf, lo, hi);
+    else
+      for (size_t i = lo; i < hi; i++) acc += buf[i];
+  }
+  return (double)(acc & 1);
 }
 
 /* Read and memcpy bandwidth (GB/s, best and median of runs) over BW_BYTES;
