@@ -11,10 +11,11 @@
  *    HF token_type_ids = 1 only for them) attend to each other in both
  *    directions, OR-ed onto the causal mask and, on sliding layers, onto
  *    the sliding-window mask WITHOUT a window limit on the image block.
- *    That is what transformers 4.50-4.57 do (token_type_ids_mask_function
- *    or-ed in create_causal_mask_mapping, fixed for multi-image prompts in
- *    4.52, plumbing fixed in 4.55), i.e. what a researcher running Gemma 3
- *    today gets. A 2026 change (transformers PR #46850, and the JAX
+ *    That is what transformers 4.5x does (token_type_ids_mask_function
+ *    or-ed in create_causal_mask_mapping; per-image groups since PR
+ *    #38080, mask plumbing fixed by PR #39396), i.e. what a researcher
+ *    running Gemma 3 today gets, and what sc_attention's image groups do.
+A 2026 change (transformers PR #46850, and the JAX
  *    reference) keeps the window on sliding layers: |q − k| < W. For the
  *    real 4B model (W = 1024 > 256 soft tokens) both agree; for the tiny
  *    test model (W = 8, 16 soft tokens) they differ, and saecap matches

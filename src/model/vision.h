@@ -82,7 +82,6 @@ typedef struct g3_vision {
  *                  "<shard>: tensor '<name>' has dtype X, expected BF16, F16 or F32",
  *                  "<shard>: unknown tensor '<name>' under the vision prefix '<V>'",
  *                  "<dir>: both vision prefixes '<old>' and '<new>' are present";
- *   SC_ERR_RANGE   a config whose activations would not fit in memory sizes;
  *   SC_ERR_NOMEM. *out is NULL on failure. */
 int g3_vision_load(g3_vision **out, const st_checkpoint *ck, const g3_config *cfg, const char *dir);
 /* NULL is a no-op. */
@@ -96,8 +95,9 @@ size_t g3_vision_embeds_floats(const g3_vision *v); /* mm_tokens_per_image · te
 /* pixels (channels, image_size, image_size) -> vision_out (n_patches,
  * vision hidden) when not NULL, and image_embeds (mm_tokens_per_image,
  * text hidden) when not NULL. Scratch is allocated per call. Errors:
- * SC_ERR_NOMEM, SC_ERR_ARG (sc_linear / sc_matmul_nn refusing a dtype or
- * precision). */
+ * SC_ERR_NOMEM, SC_ERR_RANGE "vision: activations of one image are too
+ * large" (a buffer over 2^32 floats), SC_ERR_ARG (sc_linear / sc_matmul_nn
+ * refusing a dtype or precision). */
 int g3_vision_forward(const g3_vision *v, const float *pixels, float *vision_out,
                       float *image_embeds);
 
