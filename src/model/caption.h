@@ -15,7 +15,7 @@
  *    or-ed in create_causal_mask_mapping; per-image groups since PR
  *    #38080, mask plumbing fixed by PR #39396), i.e. what a researcher
  *    running Gemma 3 today gets, and what sc_attention's image groups do.
-A 2026 change (transformers PR #46850, and the JAX
+ *    A 2026 change (transformers PR #46850, and the JAX
  *    reference) keeps the window on sliding layers: |q − k| < W. For the
  *    real 4B model (W = 1024 > 256 soft tokens) both agree; for the tiny
  *    test model (W = 8, 16 soft tokens) they differ, and saecap matches
