@@ -237,10 +237,11 @@ static int onednn_has_bf16(dnnl_engine_t eng) {
 
 /* ==== activations ======================================================== */
 
-/* xb = bf16(x), n elements, on all threads for large n. */
-static void round_bf16(uint16_t *xb, const float *x, size_t n) {
+/* xb = bf16(x), n elements, on all threads for large n when par (OpenMP;
+ * see widen_sgemm for why not always). */
+static void round_bf16(uint16_t *xb, const float *x, size_t n, int par) {
   size_t chunk = GEMM_PAR_MIN, n_chunks = (n + chunk - 1) / chunk;
-#pragma omp parallel for schedule(static) if (n_chunks > 1)
+#pragma omp parallel for schedule(static) if (par && n_chunks > 1)
   for (size_t c = 0; c < n_chunks; c++) {
     size_t lo = c * chunk, len = n - lo < chunk ? n - lo : chunk;
     sc_bf16_from_f32_n(xb + lo, x + lo, len);
@@ -250,8 +251,8 @@ static void round_bf16(uint16_t *xb, const float *x, size_t n) {
 /* dst = f32(src): a bf16 is the top half of the f32 with the same value.
  * Inline (not sc_f32_from_bf16_n, a call per element from another file) so
  * that the compiler vectorises it: it runs over every weight in prefill. */
-static void widen_n(float *dst, const uint16_t *src, size_t n) {
-#pragma omp parallel for schedule(static) if (n >= GEMM_PAR_MIN)
+static void widen_n(float *dst, const uint16_t *src, size_t n, int par) {
+#pragma omp parallel for schedule(static) if (par && n >= GEMM_PAR_MIN)
   for (size_t i = 0; i < n; i++) {
     uint32_t u = (uint32_t)src[i] << 16;
     memcpy(&dst[i], &u, sizeof u);
@@ -275,7 +276,7 @@ static int onednn_run(sc_gemm *g, const gemm_prim *key, float *y, const float *x
   }
   int rc = prim_get(g, key, &p);
   if (rc) return rc;
-  if (key->dt == dnnl_bf16) round_bf16(g->xb, x, n);
+  if (key->dt == dnnl_bf16) round_bf16(g->xb, x, n, 1);
   /* oneDNN takes void *; it only reads x, the weights and the bias. */
   dnnl_memory_set_data_handle(p->src, (void *)(uintptr_t)src);
   dnnl_memory_set_data_handle(p->wei, (void *)(uintptr_t)w);
@@ -384,7 +385,10 @@ static float widen_prologue(float *y, const float *bias, int M, int N, int accum
 }
 
 /* Many rows (prefill): W widened one panel of rows at a time, sgemm per
- * panel into the matching columns of y. */
+ * panel into the matching columns of y. The rounding and widening run on
+ * the calling thread only: OpenMP workers left spinning after a parallel
+ * region took cores from OpenBLAS's own threads (pthreads); on 2 cores this
+ * ran at ~0.7x sgemm's speed with parallel passes, ~0.9x with serial ones. */
 static int widen_sgemm(sc_gemm *g, float *y, const float *xf, const uint16_t *w,
                        const float *bias, int M, int N, int K, int accumulate) {
   size_t rows = GEMM_PANEL_FLOATS / (size_t)K;
@@ -397,7 +401,7 @@ static int widen_sgemm(sc_gemm *g, float *y, const float *xf, const uint16_t *w,
   for (size_t n0 = 0; n0 < (size_t)N; n0 += rows) {
     size_t pr = (size_t)N - n0 < rows ? (size_t)N - n0 : rows;
     size_t len = pr * (size_t)K;
-    widen_n(g->panel, w + n0 * (size_t)K, len);
+    widen_n(g->panel, w + n0 * (size_t)K, len, 0);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, (int)pr, K, 1.0f, xf, K, g->panel, K,
                 beta, y + n0, N);
   }
@@ -410,11 +414,11 @@ static int widen_run(sc_gemm *g, float *y, const float *x, const uint16_t *w, co
   g->xb = grow(g->xb, &g->xb_cap, n * sizeof(uint16_t));
   g->xf = grow(g->xf, &g->xf_cap, n * sizeof(float));
   if (!g->xb || !g->xf) return no_memory(n * sizeof(float));
-  round_bf16(g->xb, x, n);
+  round_bf16(g->xb, x, n, M < SC_GEMM_SMALL_M);
   if (M < SC_GEMM_SMALL_M && g->avx2)
     for (int m = 0; m < M; m++)
       widen_x_perm(g->xf + (size_t)m * (size_t)K, g->xb + (size_t)m * (size_t)K, K);
-  else widen_n(g->xf, g->xb, n); /* f32(bf16(x)) */
+  else widen_n(g->xf, g->xb, n, M < SC_GEMM_SMALL_M); /* f32(bf16(x)) */
   if (M < SC_GEMM_SMALL_M) {
     widen_gemv(g, y, g->xf, w, bias, M, N, K, accumulate);
     snprintf(g->impl, sizeof g->impl, "%s", g->avx2 ? "gemv:avx2" : "gemv:c");
@@ -510,7 +514,7 @@ int sc_gemm_bf16_f32w(sc_gemm *g, float *y, const float *x, const float *w, cons
   size_t n = (size_t)N * (size_t)K;
   g->wb = grow(g->wb, &g->wb_cap, n * sizeof(uint16_t));
   if (!g->wb) return no_memory(n * sizeof(uint16_t));
-  round_bf16(g->wb, w, n);
+  round_bf16(g->wb, w, n, 1);
   return sc_gemm_bf16(g, y, x, g->wb, bias, M, N, K, accumulate);
 }
 
