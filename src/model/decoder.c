@@ -368,22 +368,26 @@ typedef struct fwd_bufs {
   float *cos_t[2], *sin_t[2];  /* [global, sliding] (n, head_dim/2) */
   int32_t *pos;                /* (n) positions */
   float *attn_scratch;         /* sc_attention_scratch */
-  float *gemm_scratch;         /* sc_linear_scratch of the widest matrix */
+  float *gemm_scratch;         /* the largest sc_linear_scratch of the matrices */
 } fwd_bufs;
 
 /* Floats of each buffer, in fwd_bufs order (the pos array counts as n). */
 static void buf_sizes(const g3_model *m, const g3_state *s, int64_t n, size_t sz[12]) {
   const g3_text_config *t = &m->cfg.text;
   size_t d = (size_t)t->hidden_size, qw = (size_t)dim_value(t, DIM_Q), un = (size_t)n;
-  int64_t widest = t->intermediate_size > (int64_t)qw ? t->intermediate_size : (int64_t)qw;
-  if (t->hidden_size > widest) widest = t->hidden_size;
+  /* The GEMM scratch must fit every matrix's panel: panel rows are rounded
+   * per column count, so the widest matrix is not always the largest
+   * (4B: 400 x 2560 > 96 x 10240 floats). */
+  size_t gemm = sc_linear_scratch(t->hidden_size);
+  if (sc_linear_scratch((int64_t)qw) > gemm) gemm = sc_linear_scratch((int64_t)qw);
+  if (sc_linear_scratch(t->intermediate_size) > gemm) gemm = sc_linear_scratch(t->intermediate_size);
   sz[0] = sz[1] = sz[2] = un * d;
   sz[3] = sz[4] = un * qw;
   sz[5] = sz[6] = un * (size_t)s->kv_width;
   sz[7] = sz[8] = un * (size_t)t->intermediate_size;
   sz[9] = 4 * un * (size_t)(t->head_dim / 2) + un; /* 4 rope tables + positions */
   sz[10] = (size_t)sc_kernels_threads() * (size_t)(s->n_pos + n);
-  sz[11] = sc_linear_scratch(widest);
+  sz[11] = gemm;
 }
 
 static int alloc_bufs(const g3_model *m, g3_state *s, int64_t n, fwd_bufs *b) {
