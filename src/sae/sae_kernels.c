@@ -1,0 +1,249 @@
+/* sae_kernels.c: sparse CPU kernels for SAEs (see sae_kernels.h). */
+#include "sae/sae_kernels.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/error.h"
+#include "tensor/blas.h"
+
+/* ==== Encoder tile ==== */
+
+void sae_encode_tile(float *h, float *xc, const float *x, const float *sub, const float *W_enc,
+                     const float *b_enc, int64_t T, int64_t d, int64_t n) {
+  const float *a = x;
+  if (sub) {
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < T; r++)
+      for (int64_t j = 0; j < d; j++) xc[r * d + j] = x[r * d + j] - sub[j];
+    a = xc;
+  }
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < T; r++) memcpy(h + r * n, b_enc, (size_t)n * sizeof *h);
+  sc_sgemm(0, 1, T, n, d, 1.0f, a, d, W_enc, d, 1.0f, h, n);
+}
+
+/* ==== Top-k ==== */
+
+/* Heap order: the root is the "smallest" kept entry; a larger value wins,
+ * and among equal values the lower index wins (it ranks higher). */
+static int ranks_below(float va, int32_t ia, float vb, int32_t ib) {
+  return va < vb || (va == vb && ia > ib);
+}
+
+static void heap_sift_down(float *hv, int32_t *hi, int k, int p) {
+  for (;;) {
+    int l = 2 * p + 1, r = l + 1, m = p;
+    if (l < k && ranks_below(hv[l], hi[l], hv[m], hi[m])) m = l;
+    if (r < k && ranks_below(hv[r], hi[r], hv[m], hi[m])) m = r;
+    if (m == p) return;
+    float tv = hv[p];
+    int32_t ti = hi[p];
+    hv[p] = hv[m], hi[p] = hi[m], hv[m] = tv, hi[m] = ti;
+    p = m;
+  }
+}
+
+/* Selects the k best of row (restricted to mask when given) into a min-heap,
+ * then sorts it descending in place. Returns how many were found. */
+static int topk_one(int32_t *hi, float *hv, const float *row, const uint8_t *mask, int64_t n,
+                    int k) {
+  int cnt = 0;
+  for (int64_t i = 0; i < n; i++) {
+    if (mask && !mask[i]) continue;
+    float v = row[i];
+    if (cnt < k) {
+      hv[cnt] = v, hi[cnt] = (int32_t)i, cnt++;
+      if (cnt == k)
+        for (int p = k / 2 - 1; p >= 0; p--) heap_sift_down(hv, hi, k, p);
+    } else if (ranks_below(hv[0], hi[0], v, (int32_t)i)) {
+      hv[0] = v, hi[0] = (int32_t)i;
+      heap_sift_down(hv, hi, k, 0);
+    }
+  }
+  if (cnt < k)
+    for (int p = cnt / 2 - 1; p >= 0; p--) heap_sift_down(hv, hi, cnt, p);
+  /* Heap sort: repeatedly move the smallest to the end -> descending order. */
+  for (int m = cnt - 1; m > 0; m--) {
+    float tv = hv[0];
+    int32_t ti = hi[0];
+    hv[0] = hv[m], hi[0] = hi[m], hv[m] = tv, hi[m] = ti;
+    heap_sift_down(hv, hi, m, 0);
+  }
+  return cnt;
+}
+
+void sae_topk_rows(int32_t *idx, float *val, const float *h, int64_t rows, int64_t n,
+                   int64_t ldh, int k) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; r++) topk_one(idx + r * k, val + r * k, h + r * ldh, NULL, n, k);
+}
+
+void sae_topk_rows_masked(int32_t *idx, float *val, const float *h, const uint8_t *mask,
+                          int64_t rows, int64_t n, int64_t ldh, int k) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; r++) {
+    int got = topk_one(idx + r * k, val + r * k, h + r * ldh, mask, n, k);
+    for (int j = got; j < k; j++) idx[r * k + j] = -1, val[r * k + j] = -INFINITY;
+  }
+}
+
+float sae_kth_largest(float *v, int64_t count, int64_t kth) {
+  int64_t lo = 0, hi = count - 1, want = kth - 1; /* position in descending order */
+  while (lo < hi) {
+    float pivot = v[lo + (hi - lo) / 2];
+    int64_t i = lo, j = hi;
+    while (i <= j) {
+      while (v[i] > pivot) i++;
+      while (v[j] < pivot) j--;
+      if (i <= j) {
+        float t = v[i];
+        v[i] = v[j], v[j] = t;
+        i++, j--;
+      }
+    }
+    if (want <= j) hi = j;
+    else if (want >= i) lo = i;
+    else return v[want];
+  }
+  return v[want];
+}
+
+/* ==== CSR building ==== */
+
+int sae_codes_append_threshold(sae_codes *c, const float *h, const float *thr, int64_t T,
+                               int64_t n, int64_t ldh) {
+  int64_t r0 = c->rows, base = c->row_ptr[r0];
+  int rc = sae_codes_reserve(c, r0 + T, base);
+  if (rc) return rc;
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < T; r++) {
+    int64_t cnt = 0;
+    const float *row = h + r * ldh;
+    for (int64_t i = 0; i < n; i++) cnt += row[i] > 0.0f && (!thr || row[i] > thr[i]);
+    c->row_ptr[r0 + r + 1] = cnt;
+  }
+  for (int64_t r = 0; r < T; r++) c->row_ptr[r0 + r + 1] += c->row_ptr[r0 + r];
+  rc = sae_codes_reserve(c, r0 + T, c->row_ptr[r0 + T]);
+  if (rc) return rc;
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < T; r++) {
+    int64_t e = c->row_ptr[r0 + r];
+    const float *row = h + r * ldh;
+    for (int64_t i = 0; i < n; i++)
+      if (row[i] > 0.0f && (!thr || row[i] > thr[i])) c->idx[e] = (int32_t)i, c->val[e++] = row[i];
+  }
+  c->rows = r0 + T;
+  return 0;
+}
+
+int sae_codes_append_fixed(sae_codes *c, const int32_t *idx, const float *val, int64_t T, int k,
+                           float lo) {
+  int64_t r0 = c->rows;
+  int rc = sae_codes_reserve(c, r0 + T, c->row_ptr[r0] + T * (int64_t)k);
+  if (rc) return rc;
+  for (int64_t r = 0; r < T; r++) {
+    int64_t e = c->row_ptr[r0 + r];
+    for (int j = 0; j < k; j++) {
+      float v = val[r * k + j];
+      if (v >= lo && v > 0.0f) c->idx[e] = idx[r * k + j], c->val[e++] = v;
+    }
+    c->row_ptr[r0 + r + 1] = e;
+  }
+  c->rows = r0 + T;
+  return 0;
+}
+
+/* ==== Decode and latent gradients ==== */
+
+void sae_decode_csr(float *xhat, const sae_codes *c, const float *W_dec, const float *b_dec,
+                    int64_t d) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < c->rows; r++) {
+    float *y = xhat + r * d;
+    if (b_dec) memcpy(y, b_dec, (size_t)d * sizeof *y);
+    else memset(y, 0, (size_t)d * sizeof *y);
+    for (int64_t e = c->row_ptr[r]; e < c->row_ptr[r + 1]; e++) {
+      const float *w = W_dec + (int64_t)c->idx[e] * d;
+      float a = c->val[e];
+      for (int64_t j = 0; j < d; j++) y[j] += a * w[j];
+    }
+  }
+}
+
+void sae_entry_dots(float *out, const sae_codes *c, const float *W, const float *g, int64_t d) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < c->rows; r++) {
+    const float *gr = g + r * d;
+    for (int64_t e = c->row_ptr[r]; e < c->row_ptr[r + 1]; e++) {
+      const float *w = W + (int64_t)c->idx[e] * d;
+      float s = 0.0f;
+      for (int64_t j = 0; j < d; j++) s += gr[j] * w[j];
+      out[e] = s;
+    }
+  }
+}
+
+/* ==== Latent-major scatters ==== */
+
+void sae_csc_build(int64_t *col_ptr, int64_t *perm, int32_t *row_of, const sae_codes *c,
+                   int64_t n) {
+  int64_t nnz = c->row_ptr[c->rows];
+  memset(col_ptr, 0, (size_t)(n + 1) * sizeof *col_ptr);
+  for (int64_t r = 0; r < c->rows; r++)
+    for (int64_t e = c->row_ptr[r]; e < c->row_ptr[r + 1]; e++) {
+      row_of[e] = (int32_t)r;
+      col_ptr[c->idx[e] + 1]++;
+    }
+  for (int64_t i = 0; i < n; i++) col_ptr[i + 1] += col_ptr[i];
+  /* Stable placement: entries arrive in row order, so each latent's list is
+   * sorted by row. col_ptr is shifted during the fill and restored after. */
+  for (int64_t e = 0; e < nnz; e++) perm[col_ptr[c->idx[e]]++] = e;
+  for (int64_t i = n; i > 0; i--) col_ptr[i] = col_ptr[i - 1];
+  col_ptr[0] = 0;
+}
+
+void sae_scatter_rows(float *dW, const int64_t *col_ptr, const int64_t *perm,
+                      const int32_t *row_of, const float *coef, const float *r, int64_t n,
+                      int64_t d) {
+#pragma omp parallel for schedule(dynamic, 64)
+  for (int64_t i = 0; i < n; i++) {
+    float *w = dW + i * d;
+    for (int64_t p = col_ptr[i]; p < col_ptr[i + 1]; p++) {
+      int64_t e = perm[p];
+      const float *x = r + (int64_t)row_of[e] * d;
+      float a = coef[e];
+      for (int64_t j = 0; j < d; j++) w[j] += a * x[j];
+    }
+  }
+}
+
+void sae_sum_latents(float *out, const int64_t *col_ptr, const int64_t *perm, const float *coef,
+                     int64_t n) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; i++) {
+    double s = 0.0;
+    for (int64_t p = col_ptr[i]; p < col_ptr[i + 1]; p++) s += coef[perm[p]];
+    out[i] += (float)s;
+  }
+}
+
+#define COMBINE_BLOCK 64
+
+void sae_entries_combine(double *out, const sae_codes *c, const float *coef, const float *W,
+                         int64_t d, double alpha) {
+  int64_t nb = (d + COMBINE_BLOCK - 1) / COMBINE_BLOCK;
+  int64_t nnz = c->row_ptr[c->rows];
+#pragma omp parallel for schedule(static)
+  for (int64_t b = 0; b < nb; b++) {
+    int64_t j0 = b * COMBINE_BLOCK, j1 = j0 + COMBINE_BLOCK < d ? j0 + COMBINE_BLOCK : d;
+    double acc[COMBINE_BLOCK] = {0};
+    for (int64_t e = 0; e < nnz; e++) {
+      const float *w = W + (int64_t)c->idx[e] * d;
+      double a = coef[e];
+      for (int64_t j = j0; j < j1; j++) acc[j - j0] += a * w[j];
+    }
+    for (int64_t j = j0; j < j1; j++) out[j] += alpha * acc[j - j0];
+  }
+}
