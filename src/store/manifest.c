@@ -132,7 +132,7 @@ static int parse_header(const sc_json *o, const char *name, store_manifest *m) {
   const char *fmt = sc_json_str(sc_json_get(o, "format"));
   if (!fmt || strcmp(fmt, STORE_FORMAT))
     return sc_error_set("%s: 'format' is not \"%s\"", name, STORE_FORMAT);
-  int64_t v, layer, d;
+  int64_t v = 0, layer = 0, d = 0;
   int rc = get_int(o, "format_version", STORE_FORMAT_VERSION, STORE_FORMAT_VERSION, name, &v);
   if (!rc) rc = get_str(o, "saecap_version", name, &m->saecap_version);
   if (!rc) rc = get_str(o, "language", name, &m->language);
