@@ -254,6 +254,38 @@ static void test_sigkill(void **state) {
   free(ref);
 }
 
+/* Kills a full run from outside after delay_us, wherever it is (possibly
+ * inside a shard or manifest write); returns how the child ended. */
+static int fork_run_killed_after(const char *root, useconds_t delay_us) {
+  fflush(NULL);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) child_run(root, -1);
+  usleep(delay_us);
+  kill(pid, SIGKILL);
+  int st;
+  assert_int_equal(waitpid(pid, &st, 0), pid);
+  return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+}
+
+static void test_sigkill_from_outside(void **state) {
+  (void)state;
+  char *ref = tu_tmpdir("store_oref");
+  full_run(ref);
+  char *root = tu_tmpdir("store_okill");
+  /* Fixed delays; where each lands varies from run to run, the outcome
+   * must not. A child that finished before the kill is fine too. */
+  static const useconds_t delays[] = {3000, 9000, 1000, 20000, 5000};
+  for (size_t i = 0; i < sizeof delays / sizeof delays[0]; i++) {
+    int rc = fork_run_killed_after(root, delays[i]);
+    assert_true(rc == 128 + SIGKILL || rc == 0);
+  }
+  assert_int_equal(fork_run(root, -1), 0);
+  assert_same_tree(ref, root);
+  free(root);
+  free(ref);
+}
+
 /* ==== disk full =========================================================== */
 
 /* Child: file size limit that the manifest and the small shards fit under
@@ -383,6 +415,7 @@ static void test_captions_content(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_resume_points),   cmocka_unit_test(test_sigkill),
+      cmocka_unit_test(test_sigkill_from_outside),
       cmocka_unit_test(test_disk_full),       cmocka_unit_test(test_resume_refusals),
       cmocka_unit_test(test_captions_content),
   };
