@@ -7,9 +7,8 @@
 
 #include "base/error.h"
 #include "base/log.h"
+#include "base/version.h"
 #include "cli/cli.h"
-
-#define SAECAP_VERSION "0.1.0"
 
 typedef struct cli_command {
   const char *name;
