@@ -20,6 +20,12 @@
  * median of RUNS runs (decode: of every step of every run). Nothing is
  * asserted.
  *
+ * Noise: on a 2-core machine every other runnable process stalls the
+ * OpenMP barriers (a decode layer has ~15 parallel regions, each waiting
+ * for a descheduled thread while its partner spins): decode then runs 4-5x
+ * slower. The header prints the load average and OMP_WAIT_POLICY; run it on
+ * an idle machine, or compare with OMP_WAIT_POLICY=passive or THREADS 1.
+ *
  * PyTorch baseline: bench/reference/decoder_layer_torch.py runs the same
  * layer (same shapes, threads, T and decode length) in f32 and bf16 when
  * /usr/bin/python3 has torch; its figures are printed beside.
@@ -443,6 +449,7 @@ static int setup(bench_ctx *c, const char *dir) {
 
 int main(int argc, char **argv) {
   bench_ctx c = {0};
+  setvbuf(stdout, NULL, _IOLBF, 0); /* figures appear as they are measured */
   c.runs = argc > 1 ? atoi(argv[1]) : RUNS_DEFAULT;
   if (c.runs < 1 || c.runs > MAX_RUNS) c.runs = RUNS_DEFAULT;
   sc_kernels_set_threads(argc > 2 ? atoi(argv[2]) : 0);
@@ -451,7 +458,9 @@ int main(int argc, char **argv) {
   FILE *la = fopen("/proc/loadavg", "r");
   if (la && fgets(load, sizeof load, la)) load[strcspn(load, "\n")] = 0;
   if (la) fclose(la);
-  printf("bench_decoder: %d threads, %d runs; load average at start: %s\n", threads, c.runs, load);
+  const char *wait = getenv("OMP_WAIT_POLICY");
+  printf("bench_decoder: %d threads, %d runs, OMP_WAIT_POLICY=%s; load average at start: %s\n", threads,
+         c.runs, wait ? wait : "(unset)", load);
   stat2 bw = bench_read_bw(c.runs), sg = bench_sgemm(c.runs);
   printf("memory read bandwidth: %.1f / %.1f GB/s (best / median, %zu MiB)\n", bw.min, bw.med, BW_BYTES >> 20);
   printf("OpenBLAS sgemm peak (M %d, N %d, K %d, f32): %.1f / %.1f GFLOP/s\n", T_PREFILL, FF, HIDDEN, sg.min, sg.med);

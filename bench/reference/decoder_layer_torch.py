@@ -109,11 +109,14 @@ def bench_dtype(dtype, args, gen):
     name = "f32" if dtype == torch.float32 else "bf16"
     layer = Layer(dtype, args.T + args.decode + 1, gen)
     x_all = torch.randn(args.T + args.decode, HIDDEN, generator=gen).to(dtype)
-    # Estimate the prefill from one small call; shrink T if it would not fit.
-    layer.n_pos = 0
-    probe_t = timed(lambda: layer.forward(x_all[:4])) / 4
+    # Estimate the prefill from the rate of one q-projection-sized product
+    # (64 rows); shrink T while a prefill would exceed the per-run budget.
+    x64 = x_all[:64]
+    F.linear(x64, layer.wq)
+    rate = 2.0 * 64 * HIDDEN * HEADS * HEAD_DIM / timed(lambda: F.linear(x64, layer.wq))
+    layer_flop = 2.0 * (HIDDEN * (HEADS + 2 * KV_HEADS) * HEAD_DIM + HEADS * HEAD_DIM * HIDDEN + 3 * HIDDEN * FF)
     T = args.T
-    while T > 4 and probe_t * T > args.budget_s:
+    while T > 16 and T * layer_flop / rate > args.budget_s:
         T //= 2
     n_dec = args.decode if T == args.T else min(args.decode, 2)
     pre, dec = [], []
@@ -135,7 +138,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--T", type=int, default=512)
     ap.add_argument("--decode", type=int, default=8)
-    ap.add_argument("--budget-s", type=float, default=10.0)
+    ap.add_argument("--budget-s", type=float, default=8.0)
     args = ap.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
