@@ -728,6 +728,46 @@ static void test_linear_paths(void **state) {
   free(scratch);
 }
 
+/* The f32 mode's dot product, written out: 16 lanes, the tail first, then
+ * the lanes in order (kernels.c's order: the decode GEMM must keep it). */
+static float dot16(const float *a, const float *b, int64_t n) {
+  float acc[16] = {0}, s = 0.0f;
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int l = 0; l < 16; l++) acc[l] += a[i + l] * b[i + l];
+  for (; i < n; i++) s += a[i] * b[i];
+  for (int l = 0; l < 16; l++) s += acc[l];
+  return s;
+}
+
+/* Decode-sized f32 GEMMs on bf16 weights (the AVX2 fused kernel where the
+ * CPU has it) give bit for bit the widened-row dot product. */
+static void test_linear_decode_bits(void **state) {
+  (void)state;
+  enum { ROWS = 37, COLS = 2600 }; /* 2600 = 162·16 + 8: a tail */
+  uint16_t *w = malloc(ROWS * COLS * sizeof *w);
+  float *x = malloc(4 * COLS * sizeof *x), y[4 * ROWS], row[COLS];
+  float *scratch = malloc(sc_linear_scratch(COLS) * sizeof(float));
+  sc_rng r;
+  sc_rng_seed(&r, 31);
+  for (int i = 0; i < ROWS * COLS; i++) w[i] = sc_bf16_from_f32((float)sc_rng_normal(&r));
+  for (int i = 0; i < 4 * COLS; i++) x[i] = (float)sc_rng_normal(&r);
+  sc_mat m = {w, SC_DTYPE_BF16, ROWS, COLS};
+  for (int n = 1; n <= 4; n++) {
+    assert_int_equal(sc_linear(y, x, &m, n, SC_PRECISION_F32, scratch), 0);
+    for (int o = 0; o < ROWS; o++) {
+      sc_mat_row(row, &m, o);
+      for (int t = 0; t < n; t++) {
+        float want = dot16(x + t * COLS, row, COLS);
+        assert_memory_equal(&want, &y[t * ROWS + o], sizeof want);
+      }
+    }
+  }
+  free(w);
+  free(x);
+  free(scratch);
+}
+
 static float bf16r(float x) { return sc_f32_from_bf16(sc_bf16_from_f32(x)); }
 
 /* max|y − bf16(x)·bf16(W)ᵀ| / max|ref| with the reference in float64;
@@ -976,6 +1016,7 @@ int main(void) {
       cmocka_unit_test(test_forward_errors),
       cmocka_unit_test(test_linear_paths),
       cmocka_unit_test(test_attention_masks),
+      cmocka_unit_test(test_linear_decode_bits),
       cmocka_unit_test(test_linear_bf16),
       cmocka_unit_test(test_attention_bf16),
       cmocka_unit_test(test_bf16_seed7_bf16w),
