@@ -12,6 +12,16 @@
  * image placeholder, the rest random padding, spec §3.4), and HF masks
  * nothing, so saecap masks them.
  *
+ * Precision: g3_generate's state runs in m->precision (decoder.h). The
+ * default everywhere, `saecap generate` included, is SC_PRECISION_F32, the
+ * reference mode: its captions are what the parity-tested forward gives,
+ * and bf16 mode is no faster on CPUs without AVX-512 bf16 (oneDNN then has
+ * no bf16 kernel and the exact widening fallback runs; bench_decoder
+ * measured prefill and decode within noise of f32 on the 2-core AVX2
+ * machine). `--precision bf16` asks for what a bf16 Hugging Face run
+ * computes, e.g. to match captions produced that way; it gave the same
+ * greedy tokens as f32 on the test prompts (test_generate.c).
+ *
  * Typical use:
  *   g3_gen_opts o;
  *   g3_gen_opts_init(&o, m);                        // greedy, eos from config
