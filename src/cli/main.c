@@ -24,6 +24,7 @@ static const cli_command commands[] = {
     {"forward", cmd_forward, "run the Gemma-3 text decoder over a prompt and dump every residual site"},
     {"generate", cmd_generate, "continue a prompt with the Gemma-3 text decoder (greedy or sampled)"},
     {"caption", cmd_caption, "caption an image with Gemma 3 (vision tower, projector, decoder)"},
+    {"sae-encode", cmd_sae_encode, "encode activations with an SAE (SAELens or Gemma Scope 2): top latents per row"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
