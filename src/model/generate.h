@@ -14,13 +14,14 @@
  *
  * Precision: g3_generate's state runs in m->precision (decoder.h). The
  * default everywhere, `saecap generate` included, is SC_PRECISION_F32, the
- * reference mode: its captions are what the parity-tested forward gives,
- * and bf16 mode is no faster on CPUs without AVX-512 bf16 (oneDNN then has
- * no bf16 kernel and the exact widening fallback runs; bench_decoder
- * measured prefill and decode within noise of f32 on the 2-core AVX2
- * machine). `--precision bf16` asks for what a bf16 Hugging Face run
- * computes, e.g. to match captions produced that way; it gave the same
- * greedy tokens as f32 on the test prompts (test_generate.c).
+ * reference mode: captions then come from the same numerics as the
+ * parity-tested forward and the activations the study captures. bf16 is a
+ * speed option, not a different model: on the 2-core AVX2 machine (no
+ * oneDNN bf16 kernel, the exact widening fallback runs) bench_decoder
+ * measured prefill within noise of f32 and decode ~1.3x faster (bf16 GEMV
+ * kernel); `--precision bf16` also matches what a bf16 Hugging Face run
+ * computes. It gave the same greedy tokens as f32 on the test prompts
+ * (test_generate.c).
  *
  * Typical use:
  *   g3_gen_opts o;
