@@ -274,7 +274,7 @@ typedef struct bench_ctx {
  * includes the embedding lookup and RoPE tables). */
 static int timed_forward(bench_ctx *c, const int32_t *ids, int64_t n, int with_logits, double *dt,
                          double *total) {
-  stamps st;
+  stamps st = {{0}};
   float *slots[N_LAYERS] = {NULL};
   slots[N_LAYERS - 1] = c->resid;
   g3_forward_io io = {.ids = ids, .n = n, .resid_post = slots, .edit = stamp, .edit_user = &st};
@@ -383,7 +383,7 @@ static double status_mib(const char *key) {
   return v;
 }
 
-static void print_memory(const bench_ctx *c) {
+static void print_memory(void) {
   double weights = ((double)VOCAB * HIDDEN + N_LAYERS * layer_params()) * 2.0 / 1048576.0;
   /* The state caches T + N_DECODE positions per layer (window 1024 > that). */
   double kv = 2.0 * N_LAYERS * (T_PREFILL + N_DECODE) * KV_HEADS * HEAD_DIM * 4.0 / 1048576.0;
@@ -392,7 +392,6 @@ static void print_memory(const bench_ctx *c) {
          anon, status_mib("RssFile:"), status_mib("VmHWM:"));
   printf("  weights %.1f MiB + KV cache %.1f MiB (f32) = %.1f MiB; anonymous = %.1f%% of that "
          "(goal <= 10%%)\n", weights, kv, weights + kv, 100.0 * anon / (weights + kv));
-  (void)c;
 }
 
 /* ==== Main =============================================================== */
@@ -476,7 +475,7 @@ int main(int argc, char **argv) {
   if (!rc) rc = bench_precision(&c, SC_PRECISION_BF16, &f[1]);
   if (!rc) {
     printf("bf16 GEMM: %s\n", sc_gemm_describe(g3_state_gemm(c.s)));
-    print_memory(&c);
+    print_memory();
     torch_figs tf;
     run_torch(threads, c.runs, &tf);
     print_tables(f, &tf, bw);
