@@ -1,5 +1,6 @@
 /* sae_io.c: SAELens v6 and Gemma Scope 2 folders (see sae_io.h). */
 #include "sae/sae_io.h"
+#include "sae/sae_kernels.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -207,7 +208,7 @@ static int read_tensor(float *dst, const st_file *f, const char *file, const cha
 
 /* dst [cols, rows] = src [rows, cols]ᵀ, blocked for the cache. */
 static void transpose(float *dst, const float *src, int64_t rows, int64_t cols) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) SAE_PAR(rows * cols)
   for (int64_t r0 = 0; r0 < rows; r0 += TRANSPOSE_BLOCK)
     for (int64_t c0 = 0; c0 < cols; c0 += TRANSPOSE_BLOCK)
       for (int64_t r = r0; r < rows && r < r0 + TRANSPOSE_BLOCK; r++)

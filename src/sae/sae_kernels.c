@@ -14,12 +14,12 @@ void sae_encode_tile(float *h, float *xc, const float *x, const float *sub, cons
                      const float *b_enc, int64_t T, int64_t d, int64_t n) {
   const float *a = x;
   if (sub) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) SAE_PAR(T * d)
     for (int64_t r = 0; r < T; r++)
       for (int64_t j = 0; j < d; j++) xc[r * d + j] = x[r * d + j] - sub[j];
     a = xc;
   }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) SAE_PAR(T * n)
   for (int64_t r = 0; r < T; r++) memcpy(h + r * n, b_enc, (size_t)n * sizeof *h);
   sc_sgemm(0, 1, T, n, d, 1.0f, a, d, W_enc, d, 1.0f, h, n);
 }
@@ -76,13 +76,13 @@ static int topk_one(int32_t *hi, float *hv, const float *row, const uint8_t *mas
 
 void sae_topk_rows(int32_t *idx, float *val, const float *h, int64_t rows, int64_t n,
                    int64_t ldh, int k) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) SAE_PAR(rows * n)
   for (int64_t r = 0; r < rows; r++) topk_one(idx + r * k, val + r * k, h + r * ldh, NULL, n, k);
 }
 
 void sae_topk_rows_masked(int32_t *idx, float *val, const float *h, const uint8_t *mask,
                           int64_t rows, int64_t n, int64_t ldh, int k) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) SAE_PAR(rows * n)
   for (int64_t r = 0; r < rows; r++) {
     int got = topk_one(idx + r * k, val + r * k, h + r * ldh, mask, n, k);
     for (int j = got; j < k; j++) idx[r * k + j] = -1, val[r * k + j] = -INFINITY;
@@ -117,7 +117,7 @@ int sae_codes_append_threshold(sae_codes *c, const float *h, const float *thr, i
   int64_t r0 = c->rows, base = c->row_ptr[r0];
   int rc = sae_codes_reserve(c, r0 + T, base);
   if (rc) return rc;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) SAE_PAR(T * n)
   for (int64_t r = 0; r < T; r++) {
     int64_t cnt = 0;
     const float *row = h + r * ldh;
@@ -127,7 +127,7 @@ int sae_codes_append_threshold(sae_codes *c, const float *h, const float *thr, i
   for (int64_t r = 0; r < T; r++) c->row_ptr[r0 + r + 1] += c->row_ptr[r0 + r];
   rc = sae_codes_reserve(c, r0 + T, c->row_ptr[r0 + T]);
   if (rc) return rc;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) SAE_PAR(T * n)
   for (int64_t r = 0; r < T; r++) {
     int64_t e = c->row_ptr[r0 + r];
     const float *row = h + r * ldh;
@@ -159,7 +159,7 @@ int sae_codes_append_fixed(sae_codes *c, const int32_t *idx, const float *val, i
 
 void sae_decode_csr(float *xhat, const sae_codes *c, const float *W_dec, const float *b_dec,
                     int64_t d) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) SAE_PAR(c->rows * d * 8)
   for (int64_t r = 0; r < c->rows; r++) {
     float *y = xhat + r * d;
     if (b_dec) memcpy(y, b_dec, (size_t)d * sizeof *y);
@@ -173,7 +173,7 @@ void sae_decode_csr(float *xhat, const sae_codes *c, const float *W_dec, const f
 }
 
 void sae_entry_dots(float *out, const sae_codes *c, const float *W, const float *g, int64_t d) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) SAE_PAR(c->rows * d * 8)
   for (int64_t r = 0; r < c->rows; r++) {
     const float *gr = g + r * d;
     for (int64_t e = c->row_ptr[r]; e < c->row_ptr[r + 1]; e++) {
@@ -207,7 +207,7 @@ void sae_csc_build(int64_t *col_ptr, int64_t *perm, int32_t *row_of, const sae_c
 void sae_scatter_rows(float *dW, const int64_t *col_ptr, const int64_t *perm,
                       const int32_t *row_of, const float *coef, const float *r, int64_t n,
                       int64_t d) {
-#pragma omp parallel for schedule(dynamic, 64)
+#pragma omp parallel for schedule(dynamic, 64) SAE_PAR(col_ptr[n] * d + n)
   for (int64_t i = 0; i < n; i++) {
     float *w = dW + i * d;
     for (int64_t p = col_ptr[i]; p < col_ptr[i + 1]; p++) {
@@ -221,7 +221,7 @@ void sae_scatter_rows(float *dW, const int64_t *col_ptr, const int64_t *perm,
 
 void sae_sum_latents(float *out, const int64_t *col_ptr, const int64_t *perm, const float *coef,
                      int64_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) SAE_PAR(col_ptr[n] + n)
   for (int64_t i = 0; i < n; i++) {
     double s = 0.0;
     for (int64_t p = col_ptr[i]; p < col_ptr[i + 1]; p++) s += coef[perm[p]];
@@ -235,7 +235,7 @@ void sae_entries_combine(double *out, const sae_codes *c, const float *coef, con
                          int64_t d, double alpha) {
   int64_t nb = (d + COMBINE_BLOCK - 1) / COMBINE_BLOCK;
   int64_t nnz = c->row_ptr[c->rows];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) SAE_PAR(nnz * d)
   for (int64_t b = 0; b < nb; b++) {
     int64_t j0 = b * COMBINE_BLOCK, j1 = j0 + COMBINE_BLOCK < d ? j0 + COMBINE_BLOCK : d;
     double acc[COMBINE_BLOCK] = {0};

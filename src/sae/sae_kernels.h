@@ -20,6 +20,13 @@
 
 #include "sae/sae.h"
 
+/* OpenMP loops with less work than this (elements touched) run on the
+ * calling thread: on small problems a parallel region costs more than the
+ * loop, above all on a loaded machine where idle threads spin. Use as
+ * `#pragma omp parallel for SAE_PAR(work)`. */
+#define SAE_PAR_MIN_WORK ((int64_t)1 << 16)
+#define SAE_PAR(work) if ((int64_t)(work) >= SAE_PAR_MIN_WORK)
+
 /* h [T, n] = (x [T, d] − sub[d]) · W_encᵀ + b_enc, with sub = NULL meaning
  * no subtraction. xc is scratch of T·d floats (unused when sub is NULL). */
 void sae_encode_tile(float *h, float *xc, const float *x, const float *sub, const float *W_enc,

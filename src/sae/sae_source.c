@@ -1,5 +1,6 @@
 /* sae_source.c: the in-memory and synthetic row sources (see sae_source.h). */
 #include "sae/sae_source.h"
+#include "sae/sae_kernels.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -97,7 +98,7 @@ static void synth_row(const synth_src *s, uint64_t r, float *x) {
 
 static int synth_next(void *ctx, float *out, int64_t n) {
   synth_src *s = ctx;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) SAE_PAR(n * s->cfg.d * 4)
   for (int64_t r = 0; r < n; r++) synth_row(s, s->cursor + (uint64_t)r, out + r * s->cfg.d);
   s->cursor += (uint64_t)n;
   return 0;

@@ -108,7 +108,7 @@ static int lg_alloc(lg_work *w, const sae *s, const float *x, int64_t B, int64_t
       (w->ka > 0 && !w->adiff))
     return sc_error_setc(SC_ERR_NOMEM, "train: out of memory for a batch of %lld rows", (long long)B);
   if (w->own_xc) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) SAE_PAR(B * d)
     for (int64_t r = 0; r < B; r++)
       for (int64_t j = 0; j < d; j++) w->xc[r * d + j] = x[r * d + j] - s->b_dec[j];
   }
@@ -169,7 +169,7 @@ static int sq_residual(float *out, const float *x, int64_t B, int64_t d, int sig
                        double *sum) {
   double *rs = malloc((size_t)B * sizeof *rs);
   if (!rs) return sc_error_setc(SC_ERR_NOMEM, "train: out of memory");
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) SAE_PAR(B * d)
   for (int64_t r = 0; r < B; r++) {
     double a = 0.0;
     for (int64_t j = 0; j < d; j++) {
@@ -185,7 +185,7 @@ static int sq_residual(float *out, const float *x, int64_t B, int64_t d, int sig
 }
 
 static void scale_n(float *v, int64_t n, float a) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) SAE_PAR(n)
   for (int64_t i = 0; i < n; i++) v[i] *= a;
 }
 
@@ -218,7 +218,7 @@ static int l1_terms(const sae *s, sae *g, const sae_codes *c, lg_work *w, double
     free(nrm), free(fsum);
     return sc_error_setc(SC_ERR_NOMEM, "train: out of memory");
   }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) SAE_PAR(n * d)
   for (int64_t i = 0; i < n; i++) {
     double a = 0.0;
     for (int64_t j = 0; j < d; j++) a += (double)s->W_dec[i * d + j] * s->W_dec[i * d + j];
@@ -231,7 +231,7 @@ static int l1_terms(const sae *s, sae *g, const sae_codes *c, lg_work *w, double
   }
   *l1 = lam * acc / (double)B;
   sae_sum_latents(fsum, w->col_ptr, w->perm, c->val, n);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) SAE_PAR(B * d)
   for (int64_t i = 0; i < n; i++) {
     if (nrm[i] <= 0.0f) continue;
     float a = (float)(lam / (double)B) * fsum[i] / nrm[i];
@@ -247,7 +247,7 @@ static void b_dec_grad(const sae *s, sae *g, const sae_codes *c, const sae_codes
   int64_t d = s->cfg.d;
   double *acc = calloc((size_t)d, sizeof *acc);
   if (!acc) return; /* d doubles: cannot fail in practice; gradient left zero */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) SAE_PAR(B * d)
   for (int64_t j = 0; j < d; j++) {
     double a = 0.0;
     for (int64_t r = 0; r < B; r++) a += w->diff[r * d + j];
@@ -500,7 +500,7 @@ int sae_trainer_create(sae_trainer **out, const sae_train_cfg *cfg, sae_source *
 /* Removes from each decoder-row gradient its component along the (unit) row. */
 static void project_decoder_grad(const sae *s, sae *g) {
   int64_t n = s->cfg.n, d = s->cfg.d;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) SAE_PAR(n * d)
   for (int64_t i = 0; i < n; i++) {
     const float *w = s->W_dec + i * d;
     float *gw = g->W_dec + i * d;
@@ -512,7 +512,7 @@ static void project_decoder_grad(const sae *s, sae *g) {
 
 static void renorm_decoder(sae *s) {
   int64_t n = s->cfg.n, d = s->cfg.d;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) SAE_PAR(n * d)
   for (int64_t i = 0; i < n; i++) {
     float *w = s->W_dec + i * d;
     double a = 0.0;
@@ -534,7 +534,7 @@ static double sum_sq(const float *v, int64_t len) {
     for (int64_t i = 0; i < len; i++) s += (double)v[i] * v[i];
     return s;
   }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) SAE_PAR(len)
   for (int64_t b = 0; b < nb; b++) {
     double a = 0.0;
     int64_t e = (b + 1) * SUM_BLOCK < len ? (b + 1) * SUM_BLOCK : len;
@@ -576,7 +576,7 @@ static void adam_update(sae_trainer *t, double lr) {
   float fb1 = (float)b1, fb2 = (float)b2, flr = (float)lr, eps = (float)t->cfg.adam_eps;
   for (int a = 0; a < np; a++) {
     float *pa = p[a], *ga = g[a], *ma = m[a], *va = v[a];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) SAE_PAR(len[a])
     for (int64_t i = 0; i < len[a]; i++) {
       ma[i] = fb1 * ma[i] + (1.0f - fb1) * ga[i];
       va[i] = fb2 * va[i] + (1.0f - fb2) * ga[i] * ga[i];
