@@ -1,0 +1,167 @@
+/* bench_sae_train.c: speed of SAE training steps (sae_train.h) at the
+ * issue's shape: d = 2560, n = 16384, k = 64, batch 4096, on synthetic rows.
+ *
+ * Prints, all measured in this run:
+ *   train-f32     tokens/s of full TopK and BatchTopK training steps (f32)
+ *   enc-f32       GFLOP/s of the encoder GEMM as training runs it (tiles of
+ *                 sae_tile_rows rows through sae_encode_tile, bias included)
+ *   sgemm-peak    GFLOP/s of one big square OpenBLAS sgemm (M = N = K = 4096):
+ *                 the peak of the GEMM library; enc-f32 is reported as a
+ *                 percentage of it
+ *   enc-bf16      GFLOP/s of the same encoder tiles through sc_gemm_bf16
+ *                 (weights rounded to bf16 once per step, as a bf16 trainer
+ *                 would), and the tokens/s a training step would reach with
+ *                 it (the f32 step time with its encoder time replaced: an
+ *                 estimate, the trainer itself is f32 only)
+ *   torch         the dense TopK step of bench/reference/sae_step_torch.py
+ *                 (f32 and bf16 autocast, same shapes and threads) when
+ *                 /usr/bin/python3 has torch; else "torch unavailable"
+ * Every figure is the median of RUNS timed steps after one warm-up step.
+ *
+ * ./build/bench_sae_train [RUNS [THREADS [BATCH]]] (defaults 3, all cores, 4096).
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/error.h"
+#include "base/log.h"
+#include "sae/sae.h"
+#include "sae/sae_kernels.h"
+#include "sae/sae_source.h"
+#include "sae/sae_train.h"
+#include "tensor/blas.h"
+#include "tensor/dtype.h"
+#include "tensor/gemm.h"
+#include "tensor/kernels.h"
+
+#define D 2560
+#define N 16384
+#define K 64
+#define RUNS_DEFAULT 3
+#define PEAK_DIM 4096
+#define TORCH_SCRIPT "bench/reference/sae_step_torch.py"
+
+static int cmp_d(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) {
+  qsort(v, (size_t)n, sizeof *v, cmp_d);
+  return v[n / 2];
+}
+
+static void die(const char *what) {
+  fprintf(stderr, "bench_sae_train: %s: %s\n", what, sc_error_get());
+  exit(1);
+}
+
+/* Median seconds per training step. */
+static double time_steps(sae_arch arch, int64_t batch, int runs) {
+  sae_synth_cfg sc = {.d = D, .n_features = 4 * N, .active = 32, .amp_lo = 0.5f, .amp_hi = 2.0f,
+                      .noise = 0.05f, .offset = 1.0f, .seed = 1};
+  sae_source *src;
+  if (sae_source_synthetic(&src, &sc)) die("source");
+  sae_train_cfg c;
+  sae_train_cfg_default(&c, arch, D, N, K);
+  c.batch = batch, c.steps = runs + 1, c.norm_rows = 4096, c.median_rows = 1024;
+  c.dead_tokens = batch; /* AuxK active from the second step: the expensive case */
+  sae_trainer *t;
+  if (sae_trainer_create(&t, &c, src)) die("trainer");
+  double ts[64];
+  for (int r = 0; r <= runs; r++) {
+    double t0 = sc_time_now();
+    if (sae_trainer_step(t, NULL)) die("step");
+    if (r > 0) ts[r - 1] = sc_time_now() - t0;
+  }
+  sae_trainer_free(t);
+  sae_source_free(src);
+  return median(ts, runs);
+}
+
+/* Median seconds of the encoder over a batch, f32 (g == NULL) or bf16. */
+static double time_encoder(const float *x, const float *W, const float *b, int64_t batch,
+                           int runs, sc_gemm *g) {
+  int64_t T = sae_tile_rows(N);
+  float *h = malloc((size_t)(T * N) * sizeof *h);
+  uint16_t *wb = g ? malloc((size_t)N * D * sizeof *wb) : NULL;
+  double ts[64];
+  for (int r = 0; r <= runs; r++) {
+    double t0 = sc_time_now();
+    if (g) sc_bf16_from_f32_n(wb, W, (size_t)N * D);
+    for (int64_t r0 = 0; r0 < batch; r0 += T) {
+      int64_t rows = batch - r0 < T ? batch - r0 : T;
+      if (g) {
+        if (sc_gemm_bf16(g, h, x + r0 * D, wb, b, (int)rows, N, D, 0)) die("bf16 gemm");
+      } else {
+        sae_encode_tile(h, NULL, x + r0 * D, NULL, W, b, rows, D, N);
+      }
+    }
+    if (r > 0) ts[r - 1] = sc_time_now() - t0;
+  }
+  free(h), free(wb);
+  return median(ts, runs);
+}
+
+static double sgemm_peak(int runs) {
+  size_t e = (size_t)PEAK_DIM * PEAK_DIM;
+  float *a = malloc(e * 4), *b = malloc(e * 4), *c = malloc(e * 4);
+  for (size_t i = 0; i < e; i++) a[i] = (float)(i % 7) * 0.1f, b[i] = (float)(i % 5) * 0.1f;
+  double ts[64];
+  for (int r = 0; r <= runs; r++) {
+    double t0 = sc_time_now();
+    sc_sgemm(0, 1, PEAK_DIM, PEAK_DIM, PEAK_DIM, 1.0f, a, PEAK_DIM, b, PEAK_DIM, 0.0f, c, PEAK_DIM);
+    if (r > 0) ts[r - 1] = sc_time_now() - t0;
+  }
+  free(a), free(b), free(c);
+  return 2.0 * PEAK_DIM * PEAK_DIM * (double)PEAK_DIM / median(ts, runs) / 1e9;
+}
+
+static void run_torch(int threads, int64_t batch) {
+  if (system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) {
+    printf("torch        unavailable (/usr/bin/python3 has no torch; scripts/install-deps.sh --bench)\n");
+    return;
+  }
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s --d %d --n %d --k %d --batch %lld --threads %d",
+           TORCH_SCRIPT, D, N, K, (long long)batch, threads);
+  fflush(stdout);
+  if (system(cmd) != 0) printf("torch        the script failed\n");
+}
+
+int main(int argc, char **argv) {
+  int runs = argc > 1 ? atoi(argv[1]) : RUNS_DEFAULT;
+  int threads = argc > 2 ? atoi(argv[2]) : 0;
+  int64_t batch = argc > 3 ? atoll(argv[3]) : 4096;
+  if (runs < 1 || runs > 60 || batch < 1) return fprintf(stderr, "usage: bench_sae_train [RUNS [THREADS [BATCH]]]\n"), 2;
+  sc_kernels_set_threads(threads);
+  threads = sc_kernels_threads();
+  printf("sae train: d %d, n %d, k %d, batch %lld, threads %d, median of %d\nblas: %s\n", D, N, K,
+         (long long)batch, threads, runs, sc_blas_describe());
+  double flop = 2.0 * (double)batch * D * N;
+  double peak = sgemm_peak(runs);
+  float *x = malloc((size_t)batch * D * 4), *W = malloc((size_t)N * D * 4), *b = calloc(N, 4);
+  for (int64_t i = 0; i < batch * D; i++) x[i] = (float)((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
+  for (int64_t i = 0; i < (int64_t)N * D; i++) W[i] = (float)((i * 40503u) % 997) * 1e-4f - 0.05f;
+  double enc = time_encoder(x, W, b, batch, runs, NULL);
+  sc_gemm *g = NULL;
+  double enc_bf = 0;
+  if (sc_gemm_create(&g, SC_GEMM_BACKEND_AUTO, threads) == 0) enc_bf = time_encoder(x, W, b, batch, runs, g);
+  free(x), free(W), free(b);
+  printf("sgemm-peak   %8.1f GFLOP/s (%dx%dx%d)\n", peak, PEAK_DIM, PEAK_DIM, PEAK_DIM);
+  printf("enc-f32      %8.1f GFLOP/s  %.0f%% of sgemm peak\n", flop / enc / 1e9, 100.0 * flop / enc / 1e9 / peak);
+  double step_topk = time_steps(SAE_ARCH_TOPK, batch, runs);
+  double step_btk = time_steps(SAE_ARCH_BATCHTOPK, batch, runs);
+  printf("train-f32    topk %8.0f tokens/s (%.2f s/step, encoder %.0f%%)   batchtopk %8.0f tokens/s\n",
+         (double)batch / step_topk, step_topk, 100.0 * enc / step_topk, (double)batch / step_btk);
+  if (g) {
+    printf("enc-bf16     %8.1f GFLOP/s  [%s]\n", flop / enc_bf / 1e9, sc_gemm_describe(g));
+    printf("train-bf16   topk %8.0f tokens/s (estimate: f32 step with the bf16 encoder time)\n",
+           (double)batch / (step_topk - enc + enc_bf));
+  }
+  sc_gemm_free(g);
+  run_torch(threads, batch);
+  return 0;
+}

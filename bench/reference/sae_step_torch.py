@@ -1,0 +1,60 @@
+#!/usr/bin/python3
+"""sae_step_torch.py: the PyTorch baseline for bench_sae_train: a dense TopK SAE training
+step as the Python anchors run it (research/sae_anchors.md §1.2, §2.2): encoder GEMM, top-k,
+scatter into a dense [B, n] latent matrix, dense decoder, MSE loss, autograd backward through
+everything (10·d·n FLOPs per token), Adam step. f32, then bf16 autocast. Prints one line per
+precision with tokens/s (median of --runs steps after one warm-up).
+
+  sae_step_torch.py --d 2560 --n 16384 --k 64 --batch 4096 --threads 2 [--runs 3]
+"""
+import argparse
+import statistics
+import time
+
+import torch
+
+
+def step_fn(params, opt, x, k, autocast):
+    W_enc, b_enc, W_dec, b_dec = params
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        h = (x - b_dec) @ W_enc + b_enc
+        top = torch.topk(h, k, dim=-1)
+        f = torch.zeros_like(h).scatter_(-1, top.indices, torch.relu(top.values))
+        x_hat = f @ W_dec + b_dec
+        loss = (x_hat.float() - x).pow(2).sum(-1).mean()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+def bench(a, autocast):
+    torch.manual_seed(0)
+    W_dec = torch.randn(a.n, a.d)
+    W_dec /= W_dec.norm(dim=1, keepdim=True)
+    params = [W_dec.T.clone().requires_grad_(), torch.zeros(a.n, requires_grad=True),
+              W_dec.requires_grad_(), torch.zeros(a.d, requires_grad=True)]
+    opt = torch.optim.Adam(params, lr=2e-4)
+    x = torch.randn(a.batch, a.d)
+    times = []
+    for r in range(a.runs + 1):
+        t0 = time.perf_counter()
+        step_fn(params, opt, x, a.k, autocast)
+        if r:
+            times.append(time.perf_counter() - t0)
+    return a.batch / statistics.median(times)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    for name, val in (("d", 2560), ("n", 16384), ("k", 64), ("batch", 4096), ("threads", 0), ("runs", 3)):
+        p.add_argument("--" + name, type=int, default=val)
+    a = p.parse_args()
+    if a.threads > 0:
+        torch.set_num_threads(a.threads)
+    print(f"torch-f32    topk {bench(a, False):8.0f} tokens/s (dense step, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads)", flush=True)
+    print(f"torch-bf16   topk {bench(a, True):8.0f} tokens/s (bf16 autocast)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
