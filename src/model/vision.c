@@ -210,6 +210,22 @@ static int load_projector(const loader *l) {
   return rc;
 }
 
+/* mm_proj_t[j, i] = bf16(mm_proj[i, j]): the [N, K] layout sc_gemm wants
+ * (vision.h, Precision). F16 weights get none (bf16 refuses them). */
+static int transpose_projector(g3_vision *v, const char *dir) {
+  const sc_mat *w = &v->mm_proj;
+  if (w->dtype == SC_DTYPE_F16) return 0;
+  size_t rows = (size_t)w->rows, cols = (size_t)w->cols; /* config sizes: far below overflow */
+  if (!(v->mm_proj_t = malloc(rows * cols * sizeof *v->mm_proj_t)))
+    return sc_error_setc(SC_ERR_NOMEM, "%s: out of memory for the transposed projector", dir);
+  const uint16_t *b = w->data;
+  const float *f = w->data;
+  for (size_t i = 0; i < rows; i++)
+    for (size_t j = 0; j < cols; j++)
+      v->mm_proj_t[j * rows + i] = w->dtype == SC_DTYPE_BF16 ? b[i * cols + j] : sc_bf16_from_f32(f[i * cols + j]);
+  return 0;
+}
+
 static int load_all(const loader *l) {
   g3_vision *v = l->v;
   int rc = pick_prefix(l, VISION_PREFIXES, "embeddings.patch_embedding.weight", "vision", &v->prefix);
@@ -218,6 +234,7 @@ static int load_all(const loader *l) {
   if (!rc) rc = load_embeddings(l);
   for (int i = 0; !rc && i < v->cfg.vision.num_hidden_layers; i++) rc = load_layer(l, i);
   if (!rc) rc = load_projector(l);
+  if (!rc) rc = transpose_projector(v, l->dir);
   return rc;
 }
 
@@ -258,6 +275,7 @@ void g3_vision_free(g3_vision *v) {
   free(v->post_w);
   free(v->post_b);
   free(v->mm_norm);
+  free(v->mm_proj_t);
   free(v);
 }
 
@@ -297,6 +315,7 @@ typedef struct vis_bufs {
   float *attn;   /* sc_mha_full_scratch */
   float *gemm;   /* max sc_linear_scratch / sc_matmul_nn_scratch */
   float *pooled; /* (mm_tokens, hidden) */
+  sc_gemm *g;    /* BF16 only: the GEMM context of this forward */
 } vis_bufs;
 
 /* n·m floats with an overflow check against VISION_MAX_FLOATS. */
@@ -366,7 +385,7 @@ static void gather_patches(float *u, const float *px, const g3_vision_config *c)
 static int embed_patches(const g3_vision *v, const float *pixels, vis_bufs *b) {
   int64_t n = n_patches(v), h = v->cfg.vision.hidden_size;
   gather_patches(b->ff, pixels, &v->cfg.vision);
-  TRY(sc_linear(b->x, b->ff, &v->patch, n, v->precision, b->gemm));
+  TRY(sc_linear_gemm(b->x, b->ff, &v->patch, n, v->precision, b->gemm, b->g));
   sc_add_bias(b->x, v->patch_bias, n, h);
   for (int64_t t = 0; t < n; t++) {
     sc_mat_row(b->a, &v->pos, t);
@@ -378,7 +397,7 @@ static int embed_patches(const g3_vision *v, const float *pixels, vis_bufs *b) {
 /* y[n, w->rows] = x · Wᵀ + bias. */
 static int linear_b(float *y, const float *x, const sc_mat *w, const float *bias, int64_t n,
                     const g3_vision *v, vis_bufs *b) {
-  TRY(sc_linear(y, x, w, n, v->precision, b->gemm));
+  TRY(sc_linear_gemm(y, x, w, n, v->precision, b->gemm, b->g));
   sc_add_bias(y, bias, n, w->rows);
   return 0;
 }
@@ -392,7 +411,13 @@ static int attention_block(const g3_vision *v, const g3_vision_layer *w, vis_buf
   TRY(linear_b(b->q, b->a, &w->q_proj, w->q_bias, n, v, b));
   TRY(linear_b(b->k, b->a, &w->k_proj, w->k_bias, n, v, b));
   TRY(linear_b(b->v, b->a, &w->v_proj, w->v_bias, n, v, b));
-  sc_mha_full(b->o, b->q, b->k, b->v, n, c->num_attention_heads, hd, (float)(1.0 / sqrt(hd)), b->attn);
+  if (v->precision == SC_PRECISION_BF16) { /* the operands of q·kᵀ and P·v (vision.h) */
+    sc_round_bf16(b->q, n * h);
+    sc_round_bf16(b->k, n * h);
+    sc_round_bf16(b->v, n * h);
+  }
+  sc_mha_full_prec(b->o, b->q, b->k, b->v, n, c->num_attention_heads, hd, (float)(1.0 / sqrt(hd)),
+                   v->precision, b->attn);
   TRY(linear_b(b->a, b->o, &w->out_proj, w->out_bias, n, v, b));
   sc_add(b->x, b->a, n, h);
   return 0;
@@ -416,7 +441,11 @@ static int project(const g3_vision *v, const float *vis, float *out, vis_bufs *b
   int64_t m = v->cfg.mm_tokens_per_image, h = c->hidden_size;
   sc_avgpool2d(b->pooled, vis, c->patches_per_side, h, v->cfg.mm_pool_kernel);
   sc_rmsnorm(b->pooled, b->pooled, v->mm_norm, m, h, (float)c->layer_norm_eps);
-  return sc_matmul_nn(out, b->pooled, &v->mm_proj, m, v->precision, b->gemm);
+  if (v->precision == SC_PRECISION_F32) return sc_matmul_nn(out, b->pooled, &v->mm_proj, m, v->precision, b->gemm);
+  if (!v->mm_proj_t)
+    return sc_error_setc(SC_ERR_ARG, "precision bf16 cannot multiply %s weights (use f32)",
+                         sc_dtype_name(v->mm_proj.dtype));
+  return sc_gemm_bf16(b->g, out, b->pooled, v->mm_proj_t, NULL, (int)m, (int)v->mm_proj.cols, (int)h, 0);
 }
 
 static int run_tower(const g3_vision *v, const float *pixels, vis_bufs *b) {
@@ -433,10 +462,14 @@ static int run_tower(const g3_vision *v, const float *pixels, vis_bufs *b) {
 int g3_vision_forward(const g3_vision *v, const float *pixels, float *vision_out,
                       float *image_embeds) {
   vis_bufs b = {0};
-  int rc = alloc_bufs(v, &b);
+  if (v->precision != SC_PRECISION_F32 && v->precision != SC_PRECISION_BF16)
+    return sc_error_setc(SC_ERR_ARG, "vision: unknown precision %d", (int)v->precision);
+  int rc = v->precision == SC_PRECISION_BF16 ? sc_gemm_create(&b.g, SC_GEMM_BACKEND_AUTO, 0) : 0;
+  if (!rc) rc = alloc_bufs(v, &b);
   if (!rc) rc = run_tower(v, pixels, &b);
   if (!rc && vision_out) memcpy(vision_out, b.x, g3_vision_out_floats(v) * sizeof(float));
   if (!rc && image_embeds) rc = project(v, b.x, image_embeds, &b);
   free(b.block);
+  sc_gemm_free(b.g);
   return rc;
 }

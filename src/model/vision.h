@@ -1,6 +1,5 @@
 /* vision.h: the Gemma-3 image encoder: the SigLIP vision tower and the
- * multimodal projector (research/gemma3_spec.md §1.2, §2, §4.2-4.4),
- * f32 reference mode.
+ * multimodal projector (research/gemma3_spec.md §1.2, §2, §4.2-4.4).
  *
  *   pixel_values [C, S, S]                       (preprocess.h)
  *   -> patch embedding: a GEMM over the [n_patches, C·p·p] patch vectors,
@@ -18,6 +17,25 @@
  *      stored (no transpose)                     = "image_embeds" [M, text hidden]
  * Every size comes from the config; nothing of the real 896 px / 14 px /
  * 27 layers / 256 tokens model is a constant here.
+ *
+ * Precision (v->precision, set after g3_vision_load, before a forward;
+ * the same choices as decoder.h). SC_PRECISION_F32, the reference mode:
+ * weights widened to f32, f32 GEMMs and attention. SC_PRECISION_BF16,
+ * what a bf16 Hugging Face run computes in its products: every GEMM input
+ * is rounded to bf16 and multiplied bf16 x bf16 with f32 products and sums
+ * on an sc_gemm (gemm.h; one is created per g3_vision_forward call, so a
+ * g3_vision stays read-only during forwards): the patch embedding, q/k/v/
+ * out, fc1/fc2 and the projector matmul; in attention q, k and v are
+ * rounded to bf16 after their biases and the softmax probabilities before
+ * P·v, while the scores and the softmax stay f32 (sc_mha_full_prec).
+ * LayerNorm, GELU, pooling, the RMSNorm, the position embeddings, biases
+ * and the residual stream stay f32 in both modes, and GEMM outputs are not
+ * rounded, so bf16 differs from f32 only by the rounding of GEMM operands.
+ * sc_gemm wants W as [N, K] (nn.Linear), but mm_input_projection_weight is
+ * [K = vision hidden, N = text hidden]; so g3_vision_load keeps a transposed
+ * bf16 copy, mm_proj_t (text hidden x vision hidden x 2 bytes: 5.9 MB for
+ * the real model), rounded from F32 weights as sc_gemm_bf16_f32w would.
+ * F16 weights have no such copy: bf16 refuses them, as sc_linear_gemm does.
  *
  * The image embeddings replace the embeddings at <image_soft_token>
  * positions UNscaled (no sqrt(hidden)); caption.h does that merge.
@@ -70,7 +88,9 @@ typedef struct g3_vision {
   float *post_w, *post_b;    /* (hidden) post_layernorm */
   float *mm_norm;            /* (hidden) zero-centred: the norm multiplies by 1 + w */
   sc_mat mm_proj;            /* (vision hidden, text hidden), used as x·W */
-  sc_precision precision;    /* SC_PRECISION_F32 (the only mode built) */
+  uint16_t *mm_proj_t;       /* (text hidden, vision hidden) bf16(mm_proj)ᵀ for the bf16 mode;
+                                NULL when mm_proj is F16 */
+  sc_precision precision;    /* of the next forwards: SC_PRECISION_F32 after load, or BF16 */
 } g3_vision;
 
 /* Finds and checks every vision and projector tensor of ck against cfg.
@@ -94,10 +114,12 @@ size_t g3_vision_embeds_floats(const g3_vision *v); /* mm_tokens_per_image · te
 
 /* pixels (channels, image_size, image_size) -> vision_out (n_patches,
  * vision hidden) when not NULL, and image_embeds (mm_tokens_per_image,
- * text hidden) when not NULL. Scratch is allocated per call. Errors:
- * SC_ERR_NOMEM, SC_ERR_RANGE "vision: activations of one image are too
- * large" (a buffer over 2^32 floats), SC_ERR_ARG (sc_linear / sc_matmul_nn
- * refusing a dtype or precision). */
+ * text hidden) when not NULL, in v->precision. Scratch (and in BF16 the
+ * sc_gemm) is allocated per call. Errors: SC_ERR_NOMEM, SC_ERR_RANGE
+ * "vision: activations of one image are too large" (a buffer over 2^32
+ * floats), SC_ERR_ARG "vision: unknown precision N", SC_ERR_ARG
+ * (sc_linear_gemm refusing a dtype, e.g. "precision bf16 cannot multiply
+ * F16 weights (use f32)"), those of sc_gemm_create and sc_gemm_bf16. */
 int g3_vision_forward(const g3_vision *v, const float *pixels, float *vision_out,
                       float *image_embeds);
 

@@ -1,5 +1,4 @@
-/* vkernels.c: f32 kernels of the vision tower and projector (see
- * vkernels.h). Norm statistics and softmax sums are accumulated in double,
+/* vkernels.c: kernels of the vision tower and projector (see vkernels.h). Norm statistics and softmax sums are accumulated in double,
  * as kernels.c does, to stay close to the float64 reference. */
 #include "tensor/vkernels.h"
 
@@ -68,6 +67,11 @@ static void softmax_rows(float *s, int64_t n) {
 
 void sc_mha_full(float *out, const float *q, const float *k, const float *v, int64_t n, int heads,
                  int head_dim, float scale, float *scratch) {
+  sc_mha_full_prec(out, q, k, v, n, heads, head_dim, scale, SC_PRECISION_F32, scratch);
+}
+
+void sc_mha_full_prec(float *out, const float *q, const float *k, const float *v, int64_t n,
+                      int heads, int head_dim, float scale, sc_precision p, float *scratch) {
   int64_t width = (int64_t)heads * head_dim;
   float *s = scratch, *qh = s + n * n, *kh = qh + n * head_dim, *vh = kh + n * head_dim;
   for (int h = 0; h < heads; h++) {
@@ -79,6 +83,8 @@ void sc_mha_full(float *out, const float *q, const float *k, const float *v, int
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)n, head_dim, scale, qh,
                 head_dim, kh, head_dim, 0.0f, s, (int)n);
     softmax_rows(s, n);
+    /* HF's bf16 eager attention casts the f32 softmax back to bf16. */
+    if (p == SC_PRECISION_BF16) sc_round_bf16(s, n * n);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, head_dim, (int)n, 1.0f, s,
                 (int)n, vh, head_dim, 0.0f, out + off, (int)width);
   }

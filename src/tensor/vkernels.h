@@ -1,6 +1,6 @@
 /* vkernels.h: the extra CPU kernels of the SigLIP vision tower and the
- * Gemma-3 multimodal projector (research/gemma3_spec.md §4.2-4.4), f32
- * reference mode. They follow kernels.h's conventions: plain row-major
+ * Gemma-3 multimodal projector (research/gemma3_spec.md §4.2-4.4), in
+ * both precisions (kernels.h's sc_precision). They follow kernels.h's conventions: plain row-major
  * float arrays, output first, sizes last, one job each; kernels.h's
  * sc_linear, sc_rmsnorm and sc_add are reused for everything else.
  *
@@ -39,6 +39,15 @@ size_t sc_mha_full_scratch(int64_t n, int head_dim);
  * inputs. */
 void sc_mha_full(float *out, const float *q, const float *k, const float *v, int64_t n, int heads,
                  int head_dim, float scale, float *scratch);
+
+/* sc_mha_full in precision p. F32: exactly sc_mha_full. BF16 (as
+ * sc_attention's bf16 mode, decoder.h): q, k and v must already hold bf16
+ * values (the caller rounds them with sc_round_bf16), scores q·kᵀ and the
+ * softmax stay f32, and the normalised probabilities are rounded to bf16
+ * before P·v, so both products are bf16 x bf16 with f32 accumulation (f32
+ * sgemm on bf16 values: every product is exact in f32). */
+void sc_mha_full_prec(float *out, const float *q, const float *k, const float *v, int64_t n,
+                      int heads, int head_dim, float scale, sc_precision p, float *scratch);
 
 /* 2-D average pooling of a square grid stored position-major, channels
  * last: x[side·side, c] (position r·side + col) -> out[(side/k)², c], cell
