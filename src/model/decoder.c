@@ -409,12 +409,18 @@ static int alloc_bufs(const g3_model *m, g3_state *s, int64_t n, fwd_bufs *b) {
   return 0;
 }
 
-/* h0[t] = E[id_t] · s (spec §3.1). */
-static void embed_tokens(const g3_model *m, const int32_t *ids, int64_t n, float *x) {
+/* h0[t] = E[id_t] · s (spec §3.1), or, at image positions when the caller
+ * gives input embeddings, that row unscaled (HF Gemma3Model.forward
+ * masked_scatter puts the projector output in after the scaled lookup). */
+static void embed_tokens(const g3_model *m, const g3_forward_io *io, float *x) {
   int64_t d = m->cfg.text.hidden_size;
-  for (int64_t t = 0; t < n; t++) {
+  for (int64_t t = 0; t < io->n; t++) {
     float *row = x + t * d;
-    sc_mat_row(row, &m->embed, ids[t]);
+    if (io->embeds_in && io->image_group && io->image_group[t] >= 0) {
+      memcpy(row, io->embeds_in + t * d, (size_t)d * sizeof *row);
+      continue;
+    }
+    sc_mat_row(row, &m->embed, io->ids[t]);
     for (int64_t i = 0; i < d; i++) row[i] *= m->embed_scale;
   }
 }
@@ -556,7 +562,7 @@ int g3_forward(const g3_model *m, g3_state *s, const g3_forward_io *io) {
   int last = last_layer(m, io);
   s->incomplete = 1; /* until the whole call has succeeded */
   TRY(alloc_bufs(m, s, n, &b));
-  embed_tokens(m, io->ids, n, b.x);
+  embed_tokens(m, io, b.x);
   if (io->embeds) memcpy(io->embeds, b.x, (size_t)(n * d) * sizeof(float));
   rope_tables(m, s, n, &b);
   TRY(run_layers(m, s, io, &b, last));

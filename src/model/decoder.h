@@ -154,6 +154,10 @@ typedef struct g3_forward_io {
   int logits_last;            /* 1: logits of the last new token only */
   g3_edit_fn edit;            /* NULL = no edit */
   void *edit_user;
+  const float *embeds_in;     /* (n, hidden) or NULL: row t replaces E[id_t]*s where
+                                 image_group[t] >= 0 (the projector rows of an image
+                                 prompt, caption.h); used as is, not scaled; rows of
+                                 text tokens are not read */
 } g3_forward_io;
 
 /* Runs the n new tokens at positions n_pos .. n_pos+n-1 of state s,

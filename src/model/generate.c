@@ -146,6 +146,31 @@ static int is_eos(const g3_gen_opts *o, int32_t id) {
   return 0;
 }
 
+/* Samples until eos or max_new_tokens, one cached decode step per id
+ * after the first (whose logits the prefill left in logits). */
+static int decode_loop(const g3_model *m, g3_state *s, const g3_gen_opts *o, float *logits,
+                       int32_t *ids, int64_t *n_out) {
+  float *work = malloc(3 * (size_t)o->vocab_limit * sizeof *work);
+  if (!work) return sc_error_setc(SC_ERR_NOMEM, "generate: out of memory");
+  sc_rng rng;
+  sc_rng_seed(&rng, o->seed);
+  g3_forward_io io = {.n = 1, .logits = logits, .logits_last = 1, .edit = o->edit,
+                      .edit_user = o->edit_user};
+  int64_t n = 0;
+  int rc = 0;
+  while (!rc && n < o->max_new_tokens) {
+    ids[n] = g3_sample(logits, o, &rng, work);
+    int stop = is_eos(o, ids[n++]) || n == o->max_new_tokens;
+    if (stop && !o->feed_last) break;
+    io.ids = &ids[n - 1];
+    rc = g3_forward(m, s, &io);
+    if (stop) break;
+  }
+  free(work);
+  *n_out = n;
+  return rc;
+}
+
 int g3_generate(const g3_model *m, const int32_t *prompt, int64_t n_prompt, const g3_gen_opts *o,
                 int32_t **out, int64_t *n_out) {
   *out = NULL;
@@ -153,28 +178,18 @@ int g3_generate(const g3_model *m, const int32_t *prompt, int64_t n_prompt, cons
   int rc = g3_gen_opts_check(o, m);
   if (rc) return rc;
   g3_state *s = NULL;
-  size_t v = (size_t)m->cfg.text.vocab_size;
-  float *logits = malloc(v * sizeof *logits);
-  float *work = malloc(3 * (size_t)o->vocab_limit * sizeof *work);
-  int32_t *ids = malloc(((size_t)o->max_new_tokens + 1) * sizeof *ids);
-  if (!logits || !work || !ids) rc = sc_error_setc(SC_ERR_NOMEM, "generate: out of memory");
-  if (!rc) rc = g3_state_create(&s, m, n_prompt + o->max_new_tokens);
-  sc_rng rng;
-  sc_rng_seed(&rng, o->seed);
-  g3_forward_io io = {.ids = prompt, .n = n_prompt, .logits = logits, .logits_last = 1,
-                      .edit = o->edit, .edit_user = o->edit_user};
   int64_t n = 0;
+  float *logits = malloc((size_t)m->cfg.text.vocab_size * sizeof *logits);
+  int32_t *ids = malloc(((size_t)o->max_new_tokens + 1) * sizeof *ids);
+  if (!logits || !ids) rc = sc_error_setc(SC_ERR_NOMEM, "generate: out of memory");
+  if (!rc) rc = g3_state_create(&s, m, n_prompt + o->max_new_tokens);
+  g3_forward_io io = {.ids = prompt, .n = n_prompt, .logits = logits, .logits_last = 1,
+                      .edit = o->edit, .edit_user = o->edit_user,
+                      .image_group = o->prefill_image_group, .embeds_in = o->prefill_embeds};
   if (!rc && o->max_new_tokens > 0) rc = g3_forward(m, s, &io);
-  while (!rc && n < o->max_new_tokens) {
-    ids[n] = g3_sample(logits, o, &rng, work);
-    if (is_eos(o, ids[n++]) || n == o->max_new_tokens) break;
-    io.ids = &ids[n - 1];
-    io.n = 1;
-    rc = g3_forward(m, s, &io);
-  }
+  if (!rc && o->max_new_tokens > 0) rc = decode_loop(m, s, o, logits, ids, &n);
   g3_state_free(s);
   free(logits);
-  free(work);
   if (rc) {
     free(ids);
     return rc;

@@ -56,6 +56,13 @@ typedef struct g3_gen_opts {
   int32_t vocab_limit;   /* ids >= this are never picked; in [1, vocab_size] */
   g3_edit_fn edit;       /* applied in the prefill and every decode step; NULL = none */
   void *edit_user;
+  /* Prefill inputs of an image prompt (caption.h builds them); the decode
+   * steps after it are text. NULL = a text prompt. */
+  const float *prefill_embeds;        /* (n_prompt, hidden): g3_forward_io.embeds_in */
+  const int32_t *prefill_image_group; /* (n_prompt): g3_forward_io.image_group */
+  int feed_last;         /* 1: also run the last generated id through the model (one more
+                            decode step whose logits are unused), so the edit hook sees
+                            every generated token; the extraction stage captures so */
 } g3_gen_opts;
 
 /* Greedy, 64 new tokens, eos ids from config.json, vocab_limit =
@@ -76,7 +83,8 @@ int g3_gen_opts_check(const g3_gen_opts *o, const g3_model *m);
  * rng is advanced only when sampling. */
 int32_t g3_sample(const float *logits, const g3_gen_opts *o, sc_rng *rng, float *work);
 
-/* Runs the prompt and up to max_new_tokens decode steps. *out is a
+/* Runs the prompt (with o's prefill inputs) and up to max_new_tokens
+ * decode steps (one more with feed_last). *out is a
  * malloc'd array of the *n_out generated ids (the stop id included when
  * one was hit), owned by the caller. Errors: those of g3_gen_opts_check,
  * g3_state_create and g3_forward (bad prompt ids, the edit hook's code),
