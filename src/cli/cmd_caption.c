@@ -1,6 +1,6 @@
 /* cmd_caption.c: `saecap caption`: one image + an instruction -> a caption
  * with Gemma 3 (vision tower, projector, merged prompt, KV-cached decoding;
- * f32 reference mode). */
+ * f32 reference mode or bf16, --precision). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,8 +21,9 @@
 
 static const char *const usage =
     "usage: saecap caption --model DIR --image PATH [--prompt TEXT | --lang en|ar]\n"
-    "                      [--max-new-tokens N] [--json] [--dump OUT.safetensors]\n\n"
-    "Captions one image with Gemma 3 (f32): the image is decoded, turned upright by its\n"
+    "                      [--max-new-tokens N] [--json] [--dump OUT.safetensors]\n"
+    "                      [--precision f32|bf16]\n\n"
+    "Captions one image with Gemma 3: the image is decoded, turned upright by its\n"
     "EXIF orientation and preprocessed as DIR/preprocessor_config.json says, run through\n"
     "the SigLIP tower and the projector, and placed in the IT chat prompt before the\n"
     "instruction; the caption is decoded greedily and printed (special tokens skipped).\n"
@@ -35,6 +36,9 @@ static const char *const usage =
     "  --lang en|ar         default instruction: en \"" G3_CAPTION_PROMPT_EN "\",\n"
     "                       ar \"" G3_CAPTION_PROMPT_AR "\" (default en)\n"
     "  --max-new-tokens N   default 64\n"
+    "  --precision P        f32 (default: the reference mode) or bf16: every GEMM input of\n"
+    "                       the vision tower, projector and decoder rounded to bf16, bf16 x\n"
+    "                       bf16 with f32 sums (norms, softmax, GELU, residuals stay f32)\n"
     "  --json               print {\"prompt_ids\": [...], \"ids\": [...], \"text\": \"...\"}\n"
     "  --dump OUT           also write (atomically) a safetensors file of the prompt's\n"
     "                       forward: pixel_values [1,3,S,S], vision_out [1,N,Dv],\n"
@@ -46,6 +50,7 @@ typedef struct cap_args {
   const char *model, *image, *prompt, *lang, *dump;
   int json;
   long long max_new;
+  sc_precision precision;
 } cap_args;
 
 /* One option with a value; 1 if o is not one of these, -1 bad value. */
@@ -56,6 +61,7 @@ static int parse_valued(cap_args *a, const char *o, const char *val) {
   else if (!strcmp(o, "--lang")) a->lang = val;
   else if (!strcmp(o, "--dump")) a->dump = val;
   else if (!strcmp(o, "--max-new-tokens")) return cli_parse_int(val, 0, G3_MAX_NEW_TOKENS, &a->max_new);
+  else if (!strcmp(o, "--precision")) return val && !sc_precision_parse(val, &a->precision) ? 0 : -1;
   else return 1;
   return val ? 0 : -1;
 }
@@ -128,6 +134,7 @@ static int prepare(const cap_args *a, cap_run *r) {
   char *tp = sc_path_join(a->model, "tokenizer.json");
   int rc = tp ? g3_model_load(&r->m, a->model) : sc_error_setc(SC_ERR_NOMEM, "out of memory");
   if (!rc) rc = g3_vision_load(&r->v, r->m->ckpt, &r->m->cfg, a->model);
+  if (!rc) r->m->precision = r->v->precision = a->precision; /* states follow m->precision */
   if (!rc) rc = tok_load(&r->tok, tp);
   free(tp);
   if (!rc) rc = load_pixels(a, r);
