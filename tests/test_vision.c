@@ -25,6 +25,7 @@
 
 #include "base/error.h"
 #include "base/rng.h"
+#include "io/safetensors.h"
 #include "model/caption.h"
 #include "model/decoder.h"
 #include "model/tokenizer.h"
@@ -462,6 +463,125 @@ static void test_caption_deterministic_both_languages(void **state) {
   free(err);
 }
 
+/* ==== saecap forward --image ==== */
+
+/* Tensor `an` of file a equals tensor `bn` of file b bit for bit, with
+ * the expected element count. */
+static void assert_same_tensor(const char *a, const char *an, const char *b, const char *bn,
+                               int64_t n_elements) {
+  st_file *fa = NULL, *fb = NULL;
+  assert_int_equal(st_file_open(&fa, a), 0);
+  assert_int_equal(st_file_open(&fb, b), 0);
+  const st_tensor *ta = st_file_find(fa, an), *tb = st_file_find(fb, bn);
+  if (!ta || !tb) print_error("missing %s or %s\n", an, bn);
+  assert_true(ta && tb);
+  assert_int_equal(ta->n_elements, n_elements);
+  assert_int_equal(tb->n_elements, n_elements);
+  assert_int_equal(ta->nbytes, tb->nbytes);
+  if (memcmp(ta->data, tb->data, ta->nbytes)) print_error("%s differs from %s\n", an, bn);
+  assert_memory_equal(ta->data, tb->data, ta->nbytes);
+  st_file_free(fa);
+  st_file_free(fb);
+}
+
+/* The prompt ids with the image soft-token run replaced by one -1. */
+static char *ids_with_mark(const char *ids) {
+  char *s = malloc(strlen(ids) + 4), *o = s;
+  char img[16];
+  snprintf(img, sizeof img, "%d", 262144);
+  int in_run = 0;
+  for (const char *p = ids; *p;) {
+    const char *e = strchr(p, ' ');
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    int soft = len == strlen(img) && !memcmp(p, img, len);
+    if (soft && !in_run) o += sprintf(o, "-1 ");
+    if (!soft) o += sprintf(o, "%.*s ", (int)len, p);
+    in_run = soft;
+    p += len + (e != NULL);
+  }
+  *o = 0;
+  return s;
+}
+
+/* forward --image (--text and --ids with -1) dumps the same tensors as
+ * caption --dump, plus pixel_values [3,S,S] and image_tokens [M,d]; and
+ * matches the numpy reference. */
+static void test_forward_image(void **state) {
+  (void)state;
+  char *cap = tu_join(F.root, "fi_cap.safetensors"), *ft = tu_join(F.root, "fi_text.safetensors");
+  char *fi = tu_join(F.root, "fi_ids.safetensors"), *idf = tu_join(F.root, "fi_ids.txt");
+  char *out = NULL, *err = NULL;
+  int rc = tu_run(&out, &err, "'%s' caption --model '%s' --image '%s' --prompt '%s' --json "
+                  "--max-new-tokens 1 --dump '%s'", tu_bin(), F.m7_old, F.img, PROMPT, cap);
+  assert_int_equal(rc, 0);
+  char *ids = prompt_ids(out), *marked = ids_with_mark(ids);
+  tu_write_str(idf, marked);
+  rc = tu_run(NULL, &err, "'%s' forward --model '%s' --image '%s' --text '%s' --dump '%s'", tu_bin(),
+              F.m7_old, F.img, PROMPT, ft);
+  if (rc) print_error("forward --text: %s\n", err);
+  assert_int_equal(rc, 0);
+  rc = tu_run(NULL, &err, "'%s' forward --model '%s' --image '%s' --ids '%s' --dump '%s'", tu_bin(),
+              F.m7_old, F.img, idf, fi);
+  if (rc) print_error("forward --ids: %s\n", err);
+  assert_int_equal(rc, 0);
+  int64_t t = 1, d = 64; /* tiny text hidden size */
+  for (const char *p = ids; (p = strchr(p, ' ')); p++) t++;
+  const char *names[] = {"embeds", "resid_post.0", "resid_post.3", "final_norm"};
+  for (int i = 0; i < 4; i++) {
+    assert_same_tensor(ft, names[i], cap, names[i], t * d);
+    assert_same_tensor(fi, names[i], ft, names[i], t * d);
+  }
+  assert_same_tensor(ft, "logits", fi, "logits", t * 262208);
+  assert_same_tensor(ft, "pixel_values", cap, "pixel_values", 3 * 64 * 64);
+  assert_same_tensor(ft, "image_tokens", cap, "image_embeds", TINY_MM * d);
+  char *cmp = NULL;
+  compare(F.m7_old, "fi", ids, ft, "or", NULL); /* writes the reference .npz */
+  rc = tu_run(&cmp, NULL, "/usr/bin/python3 '%s/tests/reference/compare_dump.py' '%s' '%s/fi.or.npz' "
+              "--tol %g --keys embeds,resid_post.0,resid_post.3,final_norm,logits", tu_src(), ft, F.root,
+              PARITY_TOL);
+  print_message("forward --image vs reference:\n%s", cmp);
+  assert_int_equal(rc, 0);
+  free(cmp);
+  free(out);
+  free(err);
+  free(ids);
+  free(marked);
+  free(cap);
+  free(ft);
+  free(fi);
+  free(idf);
+}
+
+static void test_forward_image_bad_ids(void **state) {
+  (void)state;
+  char *two = tu_join(F.root, "two_marks.txt"), *bare = tu_join(F.root, "bare_mark.txt");
+  char *none = tu_join(F.root, "no_mark.txt"), *dump = tu_join(F.root, "bad.safetensors");
+  char *err = NULL;
+  tu_write_str(two, "2 255999 -1 256000 -1\n");
+  tu_write_str(bare, "2 -1 108\n");
+  tu_write_str(none, "2 108\n");
+  int rc = tu_run(NULL, &err, "'%s' forward --model '%s' --image '%s' --ids '%s' --dump '%s'", tu_bin(),
+                  F.m7_old, F.img, two, dump);
+  tu_assert_one_line_error(rc, err, "two_marks.txt: expected one -1 (where the image goes), found 2", NULL);
+  free(err);
+  rc = tu_run(NULL, &err, "'%s' forward --model '%s' --image '%s' --ids '%s' --dump '%s'", tu_bin(),
+              F.m7_old, F.img, none, dump);
+  tu_assert_one_line_error(rc, err, "no_mark.txt: expected one -1 (where the image goes), found 0", NULL);
+  free(err);
+  rc = tu_run(NULL, &err, "'%s' forward --model '%s' --image '%s' --ids '%s' --dump '%s'", tu_bin(),
+              F.m7_old, F.img, bare, dump);
+  tu_assert_one_line_error(rc, err, "image block 0 is not enclosed by <start_of_image>", NULL);
+  free(err);
+  rc = tu_run(NULL, &err, "'%s' forward --model '%s' --ids '%s' --dump '%s'", tu_bin(), F.m7_old, bare, dump);
+  tu_assert_one_line_error(rc, err, "bare_mark.txt: '-1' is not a token id", NULL);
+  assert_false(tu_exists(dump));
+  free(err);
+  free(two);
+  free(bare);
+  free(none);
+  free(dump);
+}
+
 /* A copy of the seed-7 model with one mutation applied. */
 static char *mutated(const char *name, const char *args) {
   char *dir = tu_join(F.root, name);
@@ -534,6 +654,8 @@ int main(void) {
       cmocka_unit_test(test_layernorm_pool_matmul),
       cmocka_unit_test(test_mha_full),
       cmocka_unit_test(test_caption_deterministic_both_languages),
+      cmocka_unit_test(test_forward_image),
+      cmocka_unit_test(test_forward_image_bad_ids),
       cmocka_unit_test(test_bad_model),
       cmocka_unit_test(test_bad_image),
   };

@@ -111,22 +111,9 @@ static void run_free(cap_run *r) {
 
 /* Decode + EXIF + preprocess into r->pixels (size checked against the tower). */
 static int load_pixels(const cap_args *a, cap_run *r) {
-  char *pp = sc_path_join(a->model, "preprocessor_config.json");
-  img_preproc_config pc;
-  img_rgb8 im = {0};
-  int w = 0, h = 0;
-  int rc = pp ? img_preproc_config_load(pp, &pc) : sc_error_setc(SC_ERR_NOMEM, "out of memory");
-  if (!rc) rc = img_load_for_model(a->image, 1, &im);
-  if (!rc) img_preproc_out_size(&pc, &im, &w, &h);
-  if (!rc && (w != r->v->cfg.vision.image_size || h != r->v->cfg.vision.image_size))
-    rc = sc_error_setc(SC_ERR_FORMAT, "%s: preprocessing gives %dx%d images, the vision tower takes %dx%d",
-                       pp, w, h, r->v->cfg.vision.image_size, r->v->cfg.vision.image_size);
-  if (!rc && !(r->pixels = malloc(g3_vision_pixels_floats(r->v) * sizeof(float))))
-    rc = sc_error_setc(SC_ERR_NOMEM, "%s: out of memory", a->image);
-  if (!rc) rc = img_preprocess(r->pixels, &pc, &im);
-  img_free(&im);
-  free(pp);
-  return rc;
+  if (!(r->pixels = malloc(g3_vision_pixels_floats(r->v) * sizeof(float))))
+    return sc_error_setc(SC_ERR_NOMEM, "%s: out of memory", a->image);
+  return g3_image_pixels(r->v, a->model, a->image, r->pixels);
 }
 
 /* Model, tower, tokenizer, pixels, image embeddings, prompt ids. */

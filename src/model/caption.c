@@ -8,7 +8,10 @@
 #include <string.h>
 
 #include "base/error.h"
+#include "base/fs.h"
+#include "io/image.h"
 #include "model/chat.h"
+#include "model/preprocess.h"
 
 /* ==== Prompt structure ==== */
 
@@ -71,6 +74,25 @@ int g3_caption_prompt(const tok_tokenizer *tok, const g3_config *cfg, const char
   }
   *n = (int64_t)len;
   return 0;
+}
+
+/* ==== Pixels ==== */
+
+int g3_image_pixels(const g3_vision *v, const char *model_dir, const char *image_path, float *pixels) {
+  char *pp = sc_path_join(model_dir, "preprocessor_config.json");
+  img_preproc_config pc;
+  img_rgb8 im = {0};
+  int w = 0, h = 0, s = v->cfg.vision.image_size;
+  int rc = pp ? img_preproc_config_load(pp, &pc) : sc_error_setc(SC_ERR_NOMEM, "out of memory");
+  if (!rc) rc = img_load_for_model(image_path, 1, &im);
+  if (!rc) img_preproc_out_size(&pc, &im, &w, &h);
+  if (!rc && (w != s || h != s))
+    rc = sc_error_setc(SC_ERR_FORMAT, "%s: preprocessing gives %dx%d images, the vision tower takes %dx%d",
+                       pp, w, h, s, s);
+  if (!rc) rc = img_preprocess(pixels, &pc, &im);
+  img_free(&im);
+  free(pp);
+  return rc;
 }
 
 /* ==== The merged forward ==== */

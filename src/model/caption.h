@@ -40,6 +40,7 @@
 #include "model/decoder.h"
 #include "model/generate.h"
 #include "model/tokenizer.h"
+#include "model/vision.h"
 
 /* The default instructions per language (issue 5: English and Arabic). */
 #define G3_CAPTION_PROMPT_EN "Describe this image in one sentence."
@@ -79,11 +80,20 @@ int g3_caption_prompt(const tok_tokenizer *tok, const g3_config *cfg, const char
 int g3_forward_image(const g3_model *m, g3_state *s, const g3_forward_io *io,
                      const float *image_embeds, int n_images);
 
+/* Reads image_path (PNG or JPEG, turned upright by its EXIF orientation)
+ * and preprocesses it as model_dir/preprocessor_config.json says into
+ * pixels (g3_vision_pixels_floats(v) floats, (channels, S, S)). Errors:
+ * those of img_preproc_config_load, img_load_for_model, img_preprocess;
+ * SC_ERR_FORMAT "<preprocessor_config.json>: preprocessing gives WxH
+ * images, the vision tower takes SxS"; SC_ERR_NOMEM. */
+int g3_image_pixels(const g3_vision *v, const char *model_dir, const char *image_path, float *pixels);
+
 /* g3_generate with an image prompt: prefill with g3_forward_image, then
  * cached decode steps exactly as g3_generate (sampling, eos, edit hook from
  * o). *out: malloc'd generated ids (stop id included), owned by the
  * caller. Errors: those of g3_gen_opts_check, g3_state_create,
- * g3_forward_image, g3_forward; SC_ERR_NOMEM. */
+ * g3_forward_image, g3_forward; SC_ERR_NOMEM. The prefill_* fields of o are
+ * replaced by the image inputs; o->feed_last is honoured. */
 int g3_caption_generate(const g3_model *m, const int32_t *prompt, int64_t n_prompt,
                         const float *image_embeds, int n_images, const g3_gen_opts *o,
                         int32_t **out, int64_t *n_out);
