@@ -1,0 +1,409 @@
+/* bench_vision.c: speed of the SigLIP vision tower at SigLIP-so400m widths.
+ *
+ * Writes two random BF16 checkpoints holding only the vision tower and the
+ * projector (hidden 1152, 16 heads of 72, MLP 4304, 896 px images in 14 px
+ * patches = 4096 patches, 256 image tokens, projector to 2560) with 1 and
+ * with 2 encoder layers into a temporary folder (deleted at the end), loads
+ * them with g3_vision_load (mmapped) and times g3_vision_forward of one image
+ * (vision_out only) in both precisions (f32: weights widened, OpenBLAS
+ * sgemm; bf16: sc_gemm, see the backend line). Per layer = t(2 layers) −
+ * t(1 layer) of the medians and of the minima (the patch embedding,
+ * post-LayerNorm and scratch allocation cancel); the whole 2-layer forward
+ * is printed too. images/s per layer = 1 / that time; GFLOP/s counts the
+ * six projections plus q·kᵀ and P·v. Every figure is the best and the
+ * median of RUNS runs (after one warm-up). Also in the same run: the
+ * OpenBLAS sgemm peak on the fc1 shape (M 4096, N 4304, K 1152, f32) and
+ * the projector (256 tokens) alone. Nothing is asserted.
+ *
+ * Noise: a 2-core machine shared with other processes stalls the OpenMP
+ * loops; the load average is printed at the start and after each part.
+ *
+ * PyTorch baseline: bench/reference/vision_layer_torch.py runs the same
+ * layer (same widths, threads, 4096 patches) in f32 and bf16 when
+ * /usr/bin/python3 has torch. On CPUs without AVX-512 bf16 (Zen 3: see
+ * docs/notes.md) torch's bf16 runs at ~1 GFLOP/s, so the script caps each
+ * run at TORCH_BUDGET_S seconds by timing fewer patches; the line then says
+ * so and images/s is scaled from that rate by FLOPs (an estimate).
+ *
+ * Built by CMake (bench/bench_*.c); `make bench` runs it from the
+ * repository root; by hand: ./build/bench_vision [RUNS [THREADS]]
+ * (defaults 3 and the OpenMP default, i.e. all cores). TMPDIR picks the
+ * folder for the checkpoints (~170 MB).
+ */
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/error.h"
+#include "base/fs.h"
+#include "io/safetensors.h"
+#include "model/g3_config.h"
+#include "model/vision.h"
+#include "tensor/dtype.h"
+#include "tensor/gemm.h"
+#include "tensor/kernels.h"
+
+#define RUNS_DEFAULT 3
+#define MAX_RUNS 64
+#define HIDDEN 1152
+#define HEADS 16
+#define FF 4304
+#define IMAGE 896
+#define PATCH 14
+#define GRID (IMAGE / PATCH)
+#define N_PATCHES (GRID * GRID)
+#define MM_TOKENS 256
+#define TEXT_HIDDEN 2560
+#define MAX_LAYERS 2
+#define TORCH_SCRIPT "bench/reference/vision_layer_torch.py"
+#define TORCH_BUDGET_S 8.0
+#define PFX G3_PREFIX_VISION_NEW
+#define PROJ G3_PREFIX_PROJ_NEW
+
+typedef struct stat2 {
+  double min, med;
+} stat2;
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* Best and median of t[0..n) (sorts t). */
+static stat2 summarize(double *t, int n) {
+  qsort(t, (size_t)n, sizeof *t, cmp_double);
+  return (stat2){t[0], n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2])};
+}
+
+static void print_load(const char *when) {
+  char load[64] = "?";
+  FILE *la = fopen("/proc/loadavg", "r");
+  if (la && fgets(load, sizeof load, la)) load[strcspn(load, "\n")] = 0;
+  if (la) fclose(la);
+  printf("  (load average %s: %s)\n", when, load);
+}
+
+/* ==== The checkpoints ==================================================== */
+
+/* Uniform bf16 values in [-amp, amp) from a counter hash (splitmix64);
+ * amp 0 with base b gives the constant b (LayerNorm weights 1, biases). */
+static void fill_bf16(uint16_t *dst, size_t n, uint64_t seed, float amp, float base) {
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < n; i++) {
+    uint64_t z = seed + (uint64_t)i * 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    float u = (float)(z >> 40) * (1.0f / 16777216.0f); /* [0, 1) */
+    dst[i] = sc_bf16_from_f32(base + (2.0f * u - 1.0f) * amp);
+  }
+}
+
+/* Adds one BF16 tensor; matrices (cols > 0 in shape[n_dims-1] with
+ * fan_in) get variance 1/fan_in, vectors the constant base. */
+static int add_tensor(st_writer *w, uint16_t **keep, int *n_keep, const char *name, int n_dims,
+                      const int64_t *shape, int64_t fan_in, float base) {
+  size_t e = 1;
+  for (int i = 0; i < n_dims; i++) e *= (size_t)shape[i];
+  uint16_t *d = malloc(e * sizeof *d);
+  if (!d) return sc_error_setc(SC_ERR_NOMEM, "%s: out of memory", name);
+  keep[(*n_keep)++] = d; /* st_writer keeps pointers until it writes */
+  fill_bf16(d, e, 1000 + (uint64_t)*n_keep, fan_in ? 1.7320508f / sqrtf((float)fan_in) : 0.0f, base);
+  return st_writer_add(w, name, SC_DTYPE_BF16, n_dims, shape, d, e * sizeof *d);
+}
+
+static int add_mat(st_writer *w, uint16_t **keep, int *nk, const char *pfx, const char *name,
+                   int64_t rows, int64_t cols) {
+  char full[160];
+  snprintf(full, sizeof full, "%s%s", pfx, name);
+  int64_t shape[2] = {rows, cols};
+  return add_tensor(w, keep, nk, full, 2, shape, cols, 0.0f);
+}
+
+static int add_vec(st_writer *w, uint16_t **keep, int *nk, const char *pfx, const char *name,
+                   int64_t n, float base) {
+  char full[160];
+  snprintf(full, sizeof full, "%s%s", pfx, name);
+  return add_tensor(w, keep, nk, full, 1, &n, 0, base);
+}
+
+static int add_layer(st_writer *w, uint16_t **keep, int *nk, int l) {
+  char p[96];
+  snprintf(p, sizeof p, PFX "encoder.layers.%d.", l);
+  static const char *const attn[] = {"q_proj", "k_proj", "v_proj", "out_proj"};
+  int rc = add_vec(w, keep, nk, p, "layer_norm1.weight", HIDDEN, 1.0f);
+  if (!rc) rc = add_vec(w, keep, nk, p, "layer_norm1.bias", HIDDEN, 0.0f);
+  for (int i = 0; !rc && i < 4; i++) {
+    char n[64];
+    snprintf(n, sizeof n, "self_attn.%s.weight", attn[i]);
+    rc = add_mat(w, keep, nk, p, n, HIDDEN, HIDDEN);
+    snprintf(n, sizeof n, "self_attn.%s.bias", attn[i]);
+    if (!rc) rc = add_vec(w, keep, nk, p, n, HIDDEN, 0.01f);
+  }
+  if (!rc) rc = add_vec(w, keep, nk, p, "layer_norm2.weight", HIDDEN, 1.0f);
+  if (!rc) rc = add_vec(w, keep, nk, p, "layer_norm2.bias", HIDDEN, 0.0f);
+  if (!rc) rc = add_mat(w, keep, nk, p, "mlp.fc1.weight", FF, HIDDEN);
+  if (!rc) rc = add_vec(w, keep, nk, p, "mlp.fc1.bias", FF, 0.01f);
+  if (!rc) rc = add_mat(w, keep, nk, p, "mlp.fc2.weight", HIDDEN, FF);
+  if (!rc) rc = add_vec(w, keep, nk, p, "mlp.fc2.bias", HIDDEN, 0.01f);
+  return rc;
+}
+
+/* Writes a vision + projector checkpoint with n_layers layers to path. */
+static int write_checkpoint(const char *path, int n_layers) {
+  uint16_t *keep[64] = {NULL};
+  int nk = 0;
+  st_writer *w = NULL;
+  int64_t conv[4] = {HIDDEN, 3, PATCH, PATCH};
+  int rc = st_writer_create(&w);
+  if (!rc) rc = add_tensor(w, keep, &nk, PFX "embeddings.patch_embedding.weight", 4, conv, 3 * PATCH * PATCH, 0.0f);
+  if (!rc) rc = add_vec(w, keep, &nk, PFX, "embeddings.patch_embedding.bias", HIDDEN, 0.0f);
+  if (!rc) rc = add_mat(w, keep, &nk, PFX, "embeddings.position_embedding.weight", N_PATCHES, HIDDEN);
+  for (int l = 0; !rc && l < n_layers; l++) rc = add_layer(w, keep, &nk, l);
+  if (!rc) rc = add_vec(w, keep, &nk, PFX, "post_layernorm.weight", HIDDEN, 1.0f);
+  if (!rc) rc = add_vec(w, keep, &nk, PFX, "post_layernorm.bias", HIDDEN, 0.0f);
+  if (!rc) rc = add_mat(w, keep, &nk, PROJ, "mm_input_projection_weight", HIDDEN, TEXT_HIDDEN);
+  if (!rc) rc = add_vec(w, keep, &nk, PROJ, "mm_soft_emb_norm.weight", HIDDEN, 0.0f);
+  if (!rc) rc = st_writer_write(w, path);
+  st_writer_free(w);
+  for (int i = 0; i < nk; i++) free(keep[i]);
+  return rc;
+}
+
+/* The config of the checkpoint: only the fields g3_vision reads. */
+static g3_config make_config(int n_layers) {
+  g3_config c;
+  memset(&c, 0, sizeof c);
+  snprintf(c.model_type, sizeof c.model_type, "gemma3");
+  snprintf(c.dtype, sizeof c.dtype, "bfloat16");
+  c.has_vision = 1;
+  c.text.hidden_size = TEXT_HIDDEN;
+  c.vision = (g3_vision_config){.hidden_size = HIDDEN, .intermediate_size = FF,
+                                .num_hidden_layers = n_layers, .num_attention_heads = HEADS,
+                                .num_channels = 3, .image_size = IMAGE, .patch_size = PATCH,
+                                .layer_norm_eps = 1e-6, .patches_per_side = GRID};
+  c.mm_tokens_per_image = MM_TOKENS;
+  c.mm_tokens_per_side = 16;
+  c.mm_pool_kernel = GRID / 16;
+  return c;
+}
+
+/* ==== Figures ============================================================ */
+
+/* FLOPs of one layer over n patches: six projections, q·kᵀ and P·v. */
+static double layer_flop(double n) {
+  return 2.0 * n * (4.0 * HIDDEN * HIDDEN + 2.0 * HIDDEN * FF) + 4.0 * n * n * HIDDEN;
+}
+
+/* OpenBLAS sgemm GFLOP/s on the fc1 shape, f32 weights [N, K]. */
+static stat2 bench_sgemm(int runs) {
+  const int M = N_PATCHES, N = FF, K = HIDDEN;
+  float *x = malloc((size_t)M * K * 4), *w = malloc((size_t)N * K * 4), *y = malloc((size_t)M * N * 4);
+  double t[MAX_RUNS];
+  if (!x || !w || !y) {
+    free(x), free(w), free(y);
+    return (stat2){0, 0};
+  }
+  for (size_t i = 0; i < (size_t)M * K; i++) x[i] = (float)(i % 13) * 0.01f;
+  for (size_t i = 0; i < (size_t)N * K; i++) w[i] = (float)(i % 7) * 0.01f;
+  for (int r = 0; r <= runs; r++) { /* run 0 warms up */
+    double t0 = now_s();
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x, K, w, K, 0.0f, y, N);
+    if (r) t[r - 1] = now_s() - t0;
+  }
+  free(x), free(w), free(y);
+  stat2 s = summarize(t, runs);
+  double flop = 2.0 * M * N * K;
+  return (stat2){flop / s.min * 1e-9, flop / s.med * 1e-9};
+}
+
+typedef struct tower {
+  st_checkpoint *ck;
+  g3_vision *v;
+} tower;
+
+typedef struct bench_ctx {
+  tower t[MAX_LAYERS]; /* 1 and 2 layers */
+  float *pixels, *out, *embeds;
+  int runs;
+} bench_ctx;
+
+/* runs forwards (after one warm-up) of tower l in precision p; with
+ * project, the projector too (its own time: total − tower-only median). */
+static int time_forward(bench_ctx *c, int l, sc_precision p, int project, stat2 *s) {
+  double t[MAX_RUNS];
+  g3_vision *v = c->t[l].v;
+  v->precision = p;
+  int rc = 0;
+  for (int r = -1; !rc && r < c->runs; r++) {
+    double t0 = now_s();
+    rc = g3_vision_forward(v, c->pixels, c->out, project ? c->embeds : NULL);
+    if (r >= 0) t[r] = now_s() - t0;
+  }
+  if (!rc) *s = summarize(t, c->runs);
+  return rc;
+}
+
+typedef struct prec_figs {
+  stat2 fwd[MAX_LAYERS]; /* seconds, 1 and 2 layers */
+  stat2 with_proj;       /* 2 layers + projector */
+} prec_figs;
+
+static int bench_precision(bench_ctx *c, sc_precision p, prec_figs *f) {
+  int rc = 0;
+  for (int l = 0; !rc && l < MAX_LAYERS; l++) rc = time_forward(c, l, p, 0, &f->fwd[l]);
+  if (!rc) rc = time_forward(c, 1, p, 1, &f->with_proj);
+  if (!rc) print_load(p == SC_PRECISION_F32 ? "after f32" : "after bf16");
+  return rc;
+}
+
+static void print_row(const char *who, int n, double sec_min, double sec_med, const char *note) {
+  printf("  %-30s %5d  %7.3f / %7.3f   %7.1f / %7.1f   %s\n", who, n, 1.0 / sec_min, 1.0 / sec_med,
+         layer_flop(n) / sec_min * 1e-9, layer_flop(n) / sec_med * 1e-9, note);
+}
+
+/* The torch script's figures per dtype: patches timed, seconds. */
+typedef struct torch_figs {
+  int ok, n[2];
+  stat2 s[2];
+} torch_figs;
+
+static void run_torch(int threads, int runs, torch_figs *tf) {
+  memset(tf, 0, sizeof *tf);
+  if (system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) return;
+  char cmd[512], line[256];
+  snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s --threads %d --runs %d --patches %d --budget-s %.1f",
+           TORCH_SCRIPT, threads, runs, N_PATCHES, TORCH_BUDGET_S);
+  FILE *p = popen(cmd, "r");
+  while (p && fgets(line, sizeof line, p)) {
+    char dt[8], kind[16];
+    int n;
+    double mn, md;
+    if (sscanf(line, "%7s %15s %d %lf %lf", dt, kind, &n, &mn, &md) != 5) continue;
+    int d = !strcmp(dt, "bf16");
+    tf->s[d] = (stat2){mn, md};
+    tf->n[d] = n;
+    tf->ok = 1;
+  }
+  if (p) pclose(p);
+}
+
+static void print_torch(const torch_figs *tf) {
+  for (int d = 0; d < 2; d++) {
+    const char *who = d ? "torch layer bf16" : "torch layer f32";
+    if (tf->n[d] == N_PATCHES) {
+      print_row(who, N_PATCHES, tf->s[d].min, tf->s[d].med, "");
+      continue;
+    }
+    /* Timed over fewer patches (budget): images/s scaled by FLOPs. */
+    double k = layer_flop(N_PATCHES) / layer_flop(tf->n[d]);
+    char note[96];
+    snprintf(note, sizeof note, "(timed at %d patches, capped at %.0f s/run; images/s scaled)", tf->n[d],
+             TORCH_BUDGET_S);
+    printf("  %-30s %5d  %7.4f / %7.4f   %7.1f / %7.1f   %s\n", who, N_PATCHES, 1.0 / (tf->s[d].min * k),
+           1.0 / (tf->s[d].med * k), layer_flop(tf->n[d]) / tf->s[d].min * 1e-9,
+           layer_flop(tf->n[d]) / tf->s[d].med * 1e-9, note);
+  }
+}
+
+static void print_tables(const prec_figs f[2], const torch_figs *tf) {
+  printf("\nper layer, one image            patches  images/s (best / med)   GFLOP/s (best / med)\n");
+  for (int p = 0; p < 2; p++) {
+    const prec_figs *g = &f[p];
+    double mn = g->fwd[1].min - g->fwd[0].min, md = g->fwd[1].med - g->fwd[0].med;
+    print_row(p ? "layer bf16 (t2 - t1)" : "layer f32 (t2 - t1)", N_PATCHES, mn, md, "");
+    print_row(p ? "layer bf16 (2-layer fwd / 2)" : "layer f32 (2-layer fwd / 2)", N_PATCHES,
+              g->fwd[1].min / 2, g->fwd[1].med / 2, "(incl. embedding, post-LN, scratch)");
+  }
+  if (tf->ok) print_torch(tf);
+  else printf("\nPyTorch baseline: python3-torch not installed (scripts/install-deps.sh --bench installs it)\n");
+  for (int p = 0; p < 2; p++)
+    printf("  %s: whole forward, 2 layers %.3f / %.3f s; projector (256 tokens) %.4f s (median difference)\n",
+           p ? "bf16" : "f32", f[p].fwd[1].min, f[p].fwd[1].med, f[p].with_proj.med - f[p].fwd[1].med);
+}
+
+/* ==== Main =============================================================== */
+
+static int open_tower(tower *t, const char *dir, int n_layers) {
+  char name[32];
+  snprintf(name, sizeof name, "vision%d.safetensors", n_layers);
+  char *path = sc_path_join(dir, name);
+  g3_config cfg = make_config(n_layers);
+  int rc = path ? write_checkpoint(path, n_layers) : sc_error_setc(SC_ERR_NOMEM, "out of memory");
+  if (!rc) rc = st_checkpoint_open(&t->ck, path);
+  if (!rc) rc = g3_vision_load(&t->v, t->ck, &cfg, dir);
+  if (path) unlink(path); /* the mapping stays valid */
+  free(path);
+  return rc;
+}
+
+static int setup(bench_ctx *c, const char *dir) {
+  double t0 = now_s();
+  int rc = 0;
+  for (int l = 0; !rc && l < MAX_LAYERS; l++) rc = open_tower(&c->t[l], dir, l + 1);
+  if (!rc) printf("checkpoints: 1 and 2 layers, SigLIP-so400m widths, bf16, written in %.1f s\n", now_s() - t0);
+  size_t np = (size_t)3 * IMAGE * IMAGE;
+  c->pixels = malloc(np * sizeof(float));
+  c->out = malloc((size_t)N_PATCHES * HIDDEN * sizeof(float));
+  c->embeds = malloc((size_t)MM_TOKENS * TEXT_HIDDEN * sizeof(float));
+  if (!rc && (!c->pixels || !c->out || !c->embeds)) rc = sc_error_setc(SC_ERR_NOMEM, "bench: out of memory");
+  for (size_t i = 0; !rc && i < np; i++) c->pixels[i] = (float)((i * 7919) % 255) / 127.5f - 1.0f;
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  bench_ctx c = {0};
+  setvbuf(stdout, NULL, _IOLBF, 0); /* figures appear as they are measured */
+  c.runs = argc > 1 ? atoi(argv[1]) : RUNS_DEFAULT;
+  if (c.runs < 1 || c.runs > MAX_RUNS) c.runs = RUNS_DEFAULT;
+  sc_kernels_set_threads(argc > 2 ? atoi(argv[2]) : 0);
+  int threads = sc_kernels_threads();
+  const char *wait = getenv("OMP_WAIT_POLICY");
+  printf("bench_vision: %d threads, %d runs, OMP_WAIT_POLICY=%s\n", threads, c.runs, wait ? wait : "(unset)");
+  print_load("at start");
+  stat2 sg = bench_sgemm(c.runs);
+  printf("OpenBLAS sgemm peak (M %d, N %d, K %d, f32): %.1f / %.1f GFLOP/s\n", N_PATCHES, FF, HIDDEN, sg.min, sg.med);
+  const char *tmp = getenv("TMPDIR");
+  char dir[512];
+  snprintf(dir, sizeof dir, "%s/saecap-bench-vision-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+  if (!mkdtemp(dir)) {
+    fprintf(stderr, "bench_vision: cannot create a folder under %s\n", tmp ? tmp : "/tmp");
+    return 1;
+  }
+  prec_figs f[2];
+  int rc = setup(&c, dir);
+  rmdir(dir);
+  if (!rc) rc = bench_precision(&c, SC_PRECISION_F32, &f[0]);
+  if (!rc) rc = bench_precision(&c, SC_PRECISION_BF16, &f[1]);
+  if (!rc) {
+    sc_gemm *g = NULL;
+    if (!sc_gemm_create(&g, SC_GEMM_BACKEND_AUTO, 0)) printf("bf16 GEMM backend: %s\n", sc_gemm_describe(g));
+    sc_gemm_free(g);
+    torch_figs tf;
+    run_torch(threads, c.runs, &tf);
+    if (tf.ok) print_load("after torch");
+    print_tables(f, &tf);
+  } else {
+    fprintf(stderr, "bench_vision: %s\n", sc_error_get());
+  }
+  for (int l = 0; l < MAX_LAYERS; l++) {
+    g3_vision_free(c.t[l].v);
+    st_checkpoint_free(c.t[l].ck);
+  }
+  free(c.pixels);
+  free(c.out);
+  free(c.embeds);
+  return rc ? 1 : 0;
+}
