@@ -21,16 +21,6 @@
 #include "sae/sae_train.h"
 #include "tu.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
 
 /* Sparse f32 gradient vs dense f64 reference: |a − b| <= TOL · (1 + max|b|). */
 #define GRAD_TOL 2e-5
@@ -291,7 +281,7 @@ static void recovery(sae_arch arch, double *cos_out) {
   assert_int_equal(sae_source_synthetic(&src, &sc), 0);
   sae_train_cfg c;
   sae_train_cfg_default(&c, arch, 64, 512, 4);
-  c.batch = 512, c.steps = SANITIZED ? 400 : 800, c.warmup_steps = 50, c.lr = 2e-3;
+  c.batch = 512, c.steps = 400, c.warmup_steps = 50, c.lr = 4e-3; /* ~10 s, also fine under ASan */
   c.dead_tokens = 50000, c.norm_rows = 4096, c.median_rows = 1024, c.seed = 3;
   sae_trainer *t;
   assert_int_equal(sae_trainer_create(&t, &c, src), 0);
