@@ -12,6 +12,7 @@ int cmd_forward(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_caption(int argc, char **argv);
 int cmd_sae_encode(int argc, char **argv);
+int cmd_extract(int argc, char **argv);
 
 /* Prints "saecap: <sc_error_get()>" on one line and returns 1. */
 int cli_fail(void);

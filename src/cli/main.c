@@ -19,6 +19,7 @@ typedef struct cli_command {
 
 static const cli_command commands[] = {
     {"prepare", cmd_prepare, "validate captions.csv + images and write samples.jsonl with splits"},
+    {"extract", cmd_extract, "caption every sample in each language and store resid_post activations"},
     {"tiny-model", cmd_tiny_model, "write a tiny random Gemma-3 checkpoint in the Hugging Face layout"},
     {"inspect", cmd_inspect, "list the tensors and metadata of a safetensors file or checkpoint"},
     {"tokenize", cmd_tokenize, "encode stdin to Gemma 3 token ids (or decode ids) with tokenizer.json"},

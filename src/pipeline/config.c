@@ -13,6 +13,19 @@
  *   data.split.train    number in [0, 1]        0.8           train fraction
  *   data.split.val      number in [0, 1]        0.1           validation fraction
  *   data.split.test     number in [0, 1]        0.1           test fraction; the three sum to 1
+ *   extract.languages   list of en | ar         [en, ar]      caption languages, in this order
+ *   extract.layers      all | list of integers  all           resid_post layers to store
+ *   extract.max_new_tokens integer [0, 2^20]    32            caption length limit
+ *   extract.dtype       bf16 | f32              bf16          stored activation dtype
+ *   extract.rows_per_shard integer [1, 2^40]    65536         rows before a shard is cut
+ *   extract.drop_segments list of image | prompt | caption  []   rows not stored
+ *   extract.drop_bos    boolean                 false         do not store the <bos> row
+ *   extract.precision   f32 | bf16              f32           decoder precision (decoder.h)
+ *   extract.default_prompt_en string   "Describe this image in one sentence."  empty rows
+ *   extract.default_prompt_ar string   "صف هذه الصورة في جملة واحدة."          empty rows
+ *
+ * A list key takes a YAML sequence ([en, ar]) or one string ("en,ar");
+ * either is stored comma-joined.
  *
  * Scalars follow the YAML 1.2 core schema: integers are decimal digits with
  * an optional sign; numbers also take a fraction and exponent; booleans are
@@ -34,6 +47,7 @@
 #include "base/error.h"
 #include "base/fs.h"
 #include "io/yaml.h"
+#include "model/caption.h"
 
 /* Config files are small; anything larger is a mistake. */
 #define CONFIG_MAX_BYTES ((size_t)1 << 20)
@@ -42,7 +56,7 @@
 /* Longest dotted key path handled (longer ones are unknown keys anyway). */
 #define KEY_PATH_MAX 256
 
-typedef enum cfg_type { CFG_STRING, CFG_UINT, CFG_NUMBER, CFG_ENUM, CFG_BOOL } cfg_type;
+typedef enum cfg_type { CFG_STRING, CFG_UINT, CFG_NUMBER, CFG_ENUM, CFG_BOOL, CFG_LIST } cfg_type;
 
 /* One schema row: where a key lives, how it is read and what it defaults to. */
 typedef struct cfg_key {
@@ -57,6 +71,8 @@ typedef struct cfg_key {
 } cfg_key;
 
 static const char *const BAD_ROW_CHOICES[] = {"error", "skip", NULL};
+static const char *const STORE_DTYPE_CHOICES[] = {"bf16", "f32", NULL};
+static const char *const PRECISION_CHOICES[] = {"f32", "bf16", NULL};
 
 #define OFF(field) offsetof(sc_config, field)
 
@@ -70,12 +86,27 @@ static const cfg_key KEYS[] = {
     {"data.split.train", CFG_NUMBER, OFF(data.split_train), "0.8", 0, 0.0, 1.0, 0, NULL},
     {"data.split.val", CFG_NUMBER, OFF(data.split_val), "0.1", 0, 0.0, 1.0, 0, NULL},
     {"data.split.test", CFG_NUMBER, OFF(data.split_test), "0.1", 0, 0.0, 1.0, 0, NULL},
+    {"extract.languages", CFG_LIST, OFF(extract.languages), "en,ar", 0, 0, 0, 0, NULL},
+    {"extract.layers", CFG_LIST, OFF(extract.layers), "all", 0, 0, 0, 0, NULL},
+    {"extract.max_new_tokens", CFG_UINT, OFF(extract.max_new_tokens), "32", 0, 0, 0, G3_MAX_NEW_TOKENS, NULL},
+    {"extract.dtype", CFG_ENUM, OFF(extract.dtype), "bf16", 0, 0, 0, 0, STORE_DTYPE_CHOICES},
+    {"extract.rows_per_shard", CFG_UINT, OFF(extract.rows_per_shard), "65536", 0, 0, 0,
+     (uint64_t)1 << 40, NULL},
+    {"extract.drop_segments", CFG_LIST, OFF(extract.drop_segments), "", 0, 0, 0, 0, NULL},
+    {"extract.drop_bos", CFG_BOOL, OFF(extract.drop_bos), "false", 0, 0, 0, 0, NULL},
+    {"extract.precision", CFG_ENUM, OFF(extract.precision), "f32", 0, 0, 0, 0, PRECISION_CHOICES},
+    {"extract.default_prompt_en", CFG_STRING, OFF(extract.default_prompt_en),
+     G3_CAPTION_PROMPT_EN, 0, 0, 0, 0, NULL},
+    {"extract.default_prompt_ar", CFG_STRING, OFF(extract.default_prompt_ar), G3_CAPTION_PROMPT_AR,
+     0, 0, 0, 0, NULL},
 };
 
 #define N_KEYS (sizeof KEYS / sizeof KEYS[0])
 
 /* Enum fields are written through an int. */
 _Static_assert(sizeof(sc_bad_row_policy) == sizeof(int), "enum fields must be int-sized");
+_Static_assert(sizeof(sc_store_dtype) == sizeof(int), "enum fields must be int-sized");
+_Static_assert(sizeof(sc_config_precision) == sizeof(int), "enum fields must be int-sized");
 
 /* ==== scalar syntax (YAML 1.2 core schema) ==== */
 
@@ -164,6 +195,7 @@ static void string_replace(sc_config *c, const cfg_key *k, char *s) {
 static int key_default(sc_config *c, const cfg_key *k) {
   int b = 0;
   switch (k->type) {
+  case CFG_LIST:
   case CFG_STRING: {
     char *s = k->dflt ? strdup(k->dflt) : NULL;
     string_replace(c, k, s);
@@ -185,7 +217,7 @@ void sc_config_defaults(sc_config *c) {
 void sc_config_free(sc_config *c) {
   if (!c) return;
   for (size_t i = 0; i < N_KEYS; i++)
-    if (KEYS[i].type == CFG_STRING) string_replace(c, &KEYS[i], NULL);
+    if (KEYS[i].type == CFG_STRING || KEYS[i].type == CFG_LIST) string_replace(c, &KEYS[i], NULL);
   free(c->source);
   c->source = NULL;
 }
@@ -199,6 +231,7 @@ static void type_name(const cfg_key *k, char *buf, size_t n) {
   case CFG_UINT: snprintf(buf, n, "a non-negative integer"); return;
   case CFG_NUMBER: snprintf(buf, n, "a number"); return;
   case CFG_BOOL: snprintf(buf, n, "true or false"); return;
+  case CFG_LIST: snprintf(buf, n, "a list of strings or one string"); return;
   case CFG_ENUM: break;
   }
   size_t used = (size_t)snprintf(buf, n, "one of");
@@ -279,13 +312,35 @@ static int set_bool(sc_config *c, const cfg_key *k, const sc_yaml_node *v, const
   return 0;
 }
 
+/* A sequence of scalars, each without a comma, stored comma-joined; an
+ * empty sequence is "". */
+static int set_list(sc_config *c, const cfg_key *k, const sc_yaml_node *v, const char *file) {
+  size_t len = 1;
+  for (int i = 0; i < v->n; i++) {
+    const sc_yaml_node *e = v->vals[i];
+    if (e->kind != SC_YAML_SCALAR || strchr(e->scalar, ',') || !*e->scalar) return wrong_type(file, k, e);
+    len += strlen(e->scalar) + 1;
+  }
+  char *s = malloc(len);
+  if (!s) return sc_error_setc(SC_ERR_NOMEM, "%s: out of memory", file);
+  s[0] = 0;
+  for (int i = 0; i < v->n; i++) {
+    if (i) strcat(s, ",");
+    strcat(s, v->vals[i]->scalar);
+  }
+  string_replace(c, k, s);
+  return 0;
+}
+
 static int key_set(sc_config *c, const cfg_key *k, const sc_yaml_node *v, const char *file) {
   if (is_null(v)) {
     int rc = key_default(c, k);
     return rc ? sc_error_setc(rc, "%s: out of memory", file) : 0;
   }
+  if (k->type == CFG_LIST && v->kind == SC_YAML_SEQ) return set_list(c, k, v, file);
   if (v->kind != SC_YAML_SCALAR) return wrong_type(file, k, v);
   switch (k->type) {
+  case CFG_LIST:
   case CFG_STRING: return set_string(c, k, v, file);
   case CFG_UINT: return set_uint(c, k, v, file);
   case CFG_NUMBER: return set_number(c, k, v, file);
@@ -381,7 +436,8 @@ int sc_config_parse(const char *buf, size_t len, const char *name, sc_config *c)
   c->source = strdup(name);
   int rc = c->source ? 0 : sc_error_setc(SC_ERR_NOMEM, "%s: out of memory", name);
   for (size_t i = 0; !rc && i < N_KEYS; i++)
-    if (KEYS[i].type == CFG_STRING && KEYS[i].dflt && !*(char **)field(c, &KEYS[i]))
+    if ((KEYS[i].type == CFG_STRING || KEYS[i].type == CFG_LIST) && KEYS[i].dflt &&
+        !*(char **)field(c, &KEYS[i]))
       rc = sc_error_setc(SC_ERR_NOMEM, "%s: out of memory", name); /* a default's copy failed */
   if (!rc) rc = sc_yaml_parse(buf, len, name, &root);
   /* A document that is only "~" has no keys, like an empty one. */

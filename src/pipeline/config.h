@@ -27,12 +27,32 @@ typedef struct sc_config_model {
   char *path; /* model.path: Hugging Face checkpoint folder */
 } sc_config_model;
 
+typedef enum sc_store_dtype { SC_STORE_BF16 = 0, SC_STORE_F32 = 1 } sc_store_dtype;
+typedef enum sc_config_precision { SC_CONFIG_F32 = 0, SC_CONFIG_BF16 = 1 } sc_config_precision;
+
+/* List keys (extract.languages, extract.layers, extract.drop_segments) take
+ * a YAML sequence or one string; either way the field holds the items
+ * comma-joined ("en,ar"), and the stage that uses it checks the items. */
+typedef struct sc_config_extract {
+  char *languages;             /* extract.languages: "en,ar" (each en or ar) */
+  char *layers;                /* extract.layers: "all" or "0,5,11" */
+  uint64_t max_new_tokens;     /* extract.max_new_tokens: caption length limit */
+  sc_store_dtype dtype;        /* extract.dtype: bf16 | f32 stored activations */
+  uint64_t rows_per_shard;     /* extract.rows_per_shard: >= 1 */
+  char *drop_segments;         /* extract.drop_segments: "" or e.g. "image,prompt" */
+  int drop_bos;                /* extract.drop_bos: drop the <bos> row of each prompt */
+  sc_config_precision precision; /* extract.precision: f32 | bf16 decoder mode */
+  char *default_prompt_en;     /* extract.default_prompt_en: when a row's prompt is empty */
+  char *default_prompt_ar;     /* extract.default_prompt_ar */
+} sc_config_extract;
+
 typedef struct sc_config {
   char *source;        /* file it was loaded from (owned) */
   char *output_dir;    /* output_dir: every stage writes under it */
   uint64_t seed;       /* seed: every stochastic step derives from it */
   sc_config_model model;
   sc_config_data data;
+  sc_config_extract extract;
 } sc_config;
 
 /* Fills defaults (strings NULL where there is no sensible default). */
