@@ -21,7 +21,7 @@ void sae_train_cfg_default(sae_train_cfg *c, sae_arch arch, int64_t d, int64_t n
   c->batch = 4096, c->steps = 10000;
   c->beta1 = 0.9, c->beta2 = 0.999, c->adam_eps = 1e-8;
   c->warmup_steps = 1000, c->decay_frac = 0.2, c->clip_norm = 1.0;
-  c->l1_coeff = 5.0, c->l1_warmup_steps = 500;
+  c->l1_coeff = 1.0, c->l1_warmup_steps = 500; /* λ: a starting point, not an anchor value */
   c->aux_coeff = arch == SAE_ARCH_RELU ? 0.0 : 1.0;
   c->dead_tokens = 10000000;
   c->norm_rows = 65536, c->median_rows = 4096;

@@ -70,9 +70,11 @@ typedef struct sae_train_cfg {
   int64_t stop_at_step;     /* stop after this step with the state written (0: run to the end) */
 } sae_train_cfg;
 
-/* Defaults from the anchors for an SAE of the given shape (batch 4096,
- * steps 10000, warm-up 1000, decay 0.2, clip 1, AuxK 1/ d/2 / 10M tokens,
- * λ 5 with warm-up over the first 5% of steps, seed 0). */
+/* Defaults from the anchors for an SAE of the given shape: batch 4096,
+ * 10000 steps, lr scaled with width, warm-up 1000, decay over the last 20%,
+ * clip 1, AuxK coefficient 1 with k_aux = d/2 and latents dead after 10M
+ * unfired tokens, RELU λ 1 (a starting point to tune) warmed up over 500 steps, no unit-norm
+ * constraint (L1 × decoder norm instead), seed 0. */
 void sae_train_cfg_default(sae_train_cfg *c, sae_arch arch, int64_t d, int64_t n, int k);
 /* Range checks (SC_ERR_RANGE / SC_ERR_ARG, "train: <item> ..."). */
 int sae_train_cfg_check(const sae_train_cfg *c);
