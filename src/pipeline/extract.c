@@ -310,8 +310,10 @@ static int open_outputs(ex_run *r) {
       free(dir);
     }
   }
+  /* Commit every caption: a sample costs far more than an fsync, and the
+   * captions' resume point then never holds the shard writers back. */
   for (int li = 0; !rc && li < r->set.n_langs; li++)
-    rc = store_captions_open(&r->cap[li], r->sum->captions_dir, LANG_NAMES[r->set.lang[li]], 0);
+    rc = store_captions_open(&r->cap[li], r->sum->captions_dir, LANG_NAMES[r->set.lang[li]], 1);
   return rc;
 }
 

@@ -1,0 +1,453 @@
+/* test_extract.c: `saecap extract` (pipeline/extract.h) on the demo images
+ * with a 2-layer `saecap tiny-model`.
+ *
+ * Five hand-written samples.jsonl rows (two share an image, one has an
+ * empty English prompt) are extracted in EN and AR at layers 0 and 1 with
+ * 3 new tokens and 40 rows per shard, so several shards are cut. Checked:
+ *  - rows, positions, token ids and segments against the captions file
+ *    and the prompt re-encoded here; the empty prompt got the default;
+ *  - the stored rows equal the resid_post of `saecap forward --image --ids
+ *    --dump` over the same prompt + caption ids after bf16 rounding;
+ *  - the vision tower ran once per image (4 for 5 samples);
+ *  - kill -9 at several points and a rerun give byte-identical files;
+ *  - --shard 1/3, 2/3, 3/3 cover every sample once and read together as
+ *    the single run;
+ *  - bad input gives one-line errors and leaves existing outputs as they
+ *    were. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "base/error.h"
+#include "io/json.h"
+#include "io/safetensors.h"
+#include "model/caption.h"
+#include "model/g3_config.h"
+#include "model/tokenizer.h"
+#include "store/reader.h"
+#include "tensor/dtype.h"
+#include "tu.h"
+
+/* Stored bf16 vs the f32 dump: every stored value must be bf16(dump)
+ * exactly; this bound (one bf16 ulp) only makes the printed figure a
+ * second check. */
+#define BF16_ULP_REL (1.0 / 256.0)
+#define N_SAMPLES 5
+#define N_LAYERS 2
+#define HIDDEN 64
+
+typedef struct fixture {
+  char *root, *model, *model2, *full, *cfg_full;
+} fixture;
+
+static fixture F;
+
+/* Samples: 0 and 1 share img_000 (image_index 0); 1 has an empty English
+ * prompt (the config default is used). */
+static void write_samples(const char *out_dir) {
+  char *dir = tu_join(out_dir, "data/processed");
+  tu_run(NULL, NULL, "mkdir -p '%s'", dir);
+  const char *img[N_SAMPLES] = {"img_000.png", "img_000.png", "img_001.png", "img_002.jpg", "img_003.png"};
+  const int image_index[N_SAMPLES] = {0, 0, 1, 2, 3};
+  const char *en[N_SAMPLES] = {"Describe the person.", "", "What is shown?", "Describe this image.",
+                               "Who is this?"};
+  char *text = calloc(1, 8192), *p = text;
+  for (int i = 0; i < N_SAMPLES; i++)
+    p += sprintf(p,
+                 "{\"sample_index\":%d,\"image_id\":\"%s\",\"image_path\":\"%s/data/demo/images/%s\","
+                 "\"image_index\":%d,\"english_prompt\":\"%s\",\"arabic_prompt\":\"صف الصورة.\","
+                 "\"ground_truth_gender\":\"%s\",\"split\":\"%s\"}\n",
+                 i, img[i], tu_src(), img[i], image_index[i], en[i], i % 2 ? "female" : "male",
+                 i < 3 ? "train" : "test");
+  char *path = tu_join(dir, "samples.jsonl");
+  tu_write_str(path, text);
+  free(path);
+  free(text);
+  free(dir);
+}
+
+/* A config for output_dir out with the given model and extra extract keys. */
+static char *write_config(const char *name, const char *out, const char *model, const char *extra) {
+  char *path = tu_join(F.root, name);
+  char text[2048];
+  snprintf(text, sizeof text,
+           "output_dir: %s\nmodel:\n  path: %s\ndata:\n  captions_csv: unused.csv\n  images_dir: unused\n"
+           "extract:\n  max_new_tokens: 3\n  rows_per_shard: 40\n%s",
+           out, model, extra ? extra : "  layers: [0, 1]\n");
+  tu_write_str(path, text);
+  return path;
+}
+
+static int extract(const char *cfg, const char *args, char **err) {
+  return tu_run(NULL, err, "'%s' extract --config '%s' %s", tu_bin(), cfg, args ? args : "");
+}
+
+static int setup(void **state) {
+  (void)state;
+  char *tok = tu_tokenizer_json();
+  F.root = tu_tmpdir("extract");
+  F.model = tu_join(F.root, "model");
+  F.model2 = tu_join(F.root, "model2");
+  F.full = tu_join(F.root, "full");
+  int rc = tu_run(NULL, NULL, "'%s' -q tiny-model '%s' --seed 5 --layers 2 --tokenizer '%s' && "
+                  "'%s' -q tiny-model '%s' --seed 6 --layers 2 --tokenizer '%s'",
+                  tu_bin(), F.model, tok, tu_bin(), F.model2, tok);
+  assert_int_equal(rc, 0);
+  free(tok);
+  write_samples(F.full);
+  F.cfg_full = write_config("full.yaml", F.full, F.model, NULL);
+  char *err = NULL;
+  rc = extract(F.cfg_full, NULL, &err);
+  if (rc) print_error("extract: %s\n", err);
+  assert_int_equal(rc, 0);
+  assert_non_null(strstr(err, "vision tower ran 4 times for 5 samples"));
+  free(err);
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  tu_run(NULL, NULL, "rm -rf '%s'", F.root);
+  free(F.root), free(F.model), free(F.model2), free(F.full), free(F.cfg_full);
+  return 0;
+}
+
+/* ==== Reading back ==== */
+
+typedef struct caption_row {
+  int64_t sample_index;
+  char prompt[256];
+  int32_t ids[8];
+  int n_ids;
+} caption_row;
+
+/* The rows of captions/<lang>.jsonl under out (n == N_SAMPLES asserted). */
+static void read_captions(const char *out, const char *lang, caption_row *rows) {
+  char rel[64], *path;
+  size_t len;
+  snprintf(rel, sizeof rel, "captions/%s.jsonl", lang);
+  path = tu_join(out, rel);
+  char *text = tu_read(path, &len);
+  assert_non_null(text);
+  assert_int_equal(tu_count_lines(text), N_SAMPLES);
+  char *line = text;
+  for (int i = 0; i < N_SAMPLES; i++) {
+    char *nl = strchr(line, '\n');
+    sc_json *j = NULL;
+    assert_int_equal(sc_json_parse(line, (size_t)(nl - line), "captions", &j), 0);
+    assert_int_equal(sc_json_i64(sc_json_get(j, "sample_index"), &rows[i].sample_index), 0);
+    snprintf(rows[i].prompt, sizeof rows[i].prompt, "%s", sc_json_str(sc_json_get(j, "prompt")));
+    const sc_json *ids = sc_json_get(j, "caption_ids");
+    rows[i].n_ids = sc_json_size(ids);
+    assert_in_range(rows[i].n_ids, 1, 3);
+    for (int k = 0; k < rows[i].n_ids; k++) rows[i].ids[k] = (int32_t)sc_json_num(sc_json_at(ids, k));
+    sc_json_free(j);
+    line = nl + 1;
+  }
+  free(text);
+  free(path);
+}
+
+static store_reader *open_layer(const char *out, const char *lang, int layer) {
+  char rel[96];
+  snprintf(rel, sizeof rel, "activations/%s/layer_%d", lang, layer);
+  char *dir = tu_join(out, rel);
+  const char *dirs[1] = {dir};
+  store_reader *r = NULL;
+  int rc = store_reader_open(&r, dirs, 1, NULL);
+  if (rc) print_error("%s\n", sc_error_get());
+  assert_int_equal(rc, 0);
+  free(dir);
+  return r;
+}
+
+static tok_tokenizer *load_tok(void) {
+  char *p = tu_join(F.model, "tokenizer.json");
+  tok_tokenizer *t = NULL;
+  assert_int_equal(tok_load(&t, p), 0);
+  free(p);
+  return t;
+}
+
+static g3_config load_cfg(void) {
+  g3_config c = {0};
+  assert_int_equal(g3_config_load(F.model, &c), 0);
+  return c;
+}
+
+/* Rows of a sample: prompt ids + caption ids, at positions 0..T-1, with
+ * the segment of each. */
+static void test_rows_match_captions(void **state) {
+  (void)state;
+  tok_tokenizer *tok = load_tok();
+  g3_config c = load_cfg();
+  const char *langs[2] = {"en", "ar"};
+  for (int l = 0; l < 2; l++) {
+    caption_row cap[N_SAMPLES];
+    read_captions(F.full, langs[l], cap);
+    if (l == 0) assert_string_equal(cap[1].prompt, G3_CAPTION_PROMPT_EN); /* empty row prompt */
+    for (int layer = 0; layer < N_LAYERS; layer++) {
+      store_reader *r = open_layer(F.full, langs[l], layer);
+      int64_t at = 0, n_rows = store_reader_n_rows(r);
+      for (int s = 0; s < N_SAMPLES; s++) {
+        int32_t *ids = NULL;
+        int64_t n = 0;
+        assert_int_equal(g3_caption_prompt(tok, &c, cap[s].prompt, &ids, &n), 0);
+        int64_t t_all = n + cap[s].n_ids;
+        store_row_meta *meta = calloc((size_t)t_all, sizeof *meta);
+        float *acts = malloc((size_t)t_all * HIDDEN * sizeof *acts);
+        assert_true(at + t_all <= n_rows);
+        assert_int_equal(store_reader_read(r, at, at + t_all, acts, meta), 0);
+        for (int64_t t = 0; t < t_all; t++) {
+          int32_t want = t < n ? ids[t] : cap[s].ids[t - n];
+          int seg = t >= n ? 2 : want == c.image_token_id ? 0 : 1;
+          assert_int_equal(meta[t].sample_index, cap[s].sample_index);
+          assert_int_equal(meta[t].position, t);
+          assert_int_equal(meta[t].token_id, want);
+          assert_int_equal(meta[t].segment, seg);
+        }
+        at += t_all;
+        free(meta);
+        free(acts);
+        free(ids);
+      }
+      assert_int_equal(at, n_rows);
+      store_reader_free(r);
+    }
+  }
+  tok_free(tok);
+}
+
+/* The -1-marked ids file of sample s (prompt with the image run as -1,
+ * then the caption ids). */
+static char *ids_file(const caption_row *cap, const g3_config *c, const char *name) {
+  tok_tokenizer *tok = load_tok();
+  int32_t *ids = NULL;
+  int64_t n = 0;
+  assert_int_equal(g3_caption_prompt(tok, c, cap->prompt, &ids, &n), 0);
+  char *text = calloc(1, 16384), *p = text;
+  for (int64_t t = 0; t < n; t++)
+    if (ids[t] != c->image_token_id) p += sprintf(p, "%d ", ids[t]);
+    else if (ids[t - 1] != c->image_token_id) p += sprintf(p, "-1 ");
+  for (int k = 0; k < cap->n_ids; k++) p += sprintf(p, "%d ", cap->ids[k]);
+  char *path = tu_join(F.root, name);
+  tu_write_str(path, text);
+  free(text);
+  free(ids);
+  tok_free(tok);
+  return path;
+}
+
+static void compare_sample(const caption_row *cap, int64_t first_row, const char *image, int s) {
+  g3_config c = load_cfg();
+  char name[64];
+  snprintf(name, sizeof name, "ids_%d.txt", s);
+  char *ids = ids_file(cap, &c, name);
+  snprintf(name, sizeof name, "dump_%d.safetensors", s);
+  char *dump = tu_join(F.root, name), *err = NULL;
+  int rc = tu_run(NULL, &err, "'%s' forward --model '%s' --image '%s/data/demo/images/%s' --ids '%s' --dump '%s'",
+                  tu_bin(), F.model, tu_src(), image, ids, dump);
+  if (rc) print_error("forward: %s\n", err);
+  assert_int_equal(rc, 0);
+  st_file *f = NULL;
+  assert_int_equal(st_file_open(&f, dump), 0);
+  for (int layer = 0; layer < N_LAYERS; layer++) {
+    snprintf(name, sizeof name, "resid_post.%d", layer);
+    const st_tensor *t = st_file_find(f, name);
+    assert_non_null(t);
+    int64_t rows = t->shape[0];
+    float *got = malloc((size_t)rows * HIDDEN * sizeof *got);
+    store_reader *r = open_layer(F.full, "en", layer);
+    assert_int_equal(store_reader_read(r, first_row, first_row + rows, got, NULL), 0);
+    const float *want = t->data;
+    double worst = 0;
+    int64_t bad = -1, exact = 0;
+    for (int64_t i = 0; i < rows * HIDDEN; i++) {
+      float w = sc_f32_from_bf16(sc_bf16_from_f32(want[i]));
+      double rel = fabs((double)got[i] - want[i]) / (fabs(want[i]) + 1e-30);
+      exact += got[i] == w;
+      if (rel > worst) worst = rel, bad = i;
+    }
+    print_message("sample %d layer %d: %lld of %lld values equal bf16(dump); max rel diff %.3g at %lld\n", s, layer,
+                  (long long)exact, (long long)(rows * HIDDEN), worst, (long long)bad);
+    assert_true(worst <= BF16_ULP_REL);
+    assert_int_equal(exact, rows * HIDDEN);
+    store_reader_free(r);
+    free(got);
+  }
+  st_file_free(f);
+  free(ids);
+  free(dump);
+  free(err);
+}
+
+/* Stored rows = resid_post of forward --image --dump on prompt + caption. */
+static void test_rows_match_forward_dump(void **state) {
+  (void)state;
+  caption_row cap[N_SAMPLES];
+  read_captions(F.full, "en", cap);
+  g3_config c = load_cfg();
+  tok_tokenizer *tok = load_tok();
+  int64_t first[N_SAMPLES], at = 0;
+  for (int s = 0; s < N_SAMPLES; s++) {
+    int32_t *ids = NULL;
+    int64_t n = 0;
+    assert_int_equal(g3_caption_prompt(tok, &c, cap[s].prompt, &ids, &n), 0);
+    first[s] = at;
+    at += n + cap[s].n_ids;
+    free(ids);
+  }
+  tok_free(tok);
+  compare_sample(&cap[1], first[1], "img_000.png", 1);
+  compare_sample(&cap[3], first[3], "img_002.jpg", 3);
+}
+
+/* ==== Resume and slices ==== */
+
+/* diff -r of the activation and caption folders of two outputs. */
+static void assert_same_outputs(const char *a, const char *b) {
+  char *out = NULL;
+  int rc = tu_run(&out, NULL, "diff -r '%s/activations' '%s/activations' && diff -r '%s/captions' '%s/captions'",
+                  a, b, a, b);
+  if (rc) print_error("%s\n", out);
+  assert_int_equal(rc, 0);
+  free(out);
+}
+
+/* Starts extract, waits until `until` (a shell test) holds or the run
+ * ends, then kills it with SIGKILL. */
+static void kill_when(const char *cfg, const char *until) {
+  int rc = tu_run(NULL, NULL,
+                  "'%s' -q extract --config '%s' & pid=$!; "
+                  "while ! { %s; } && kill -0 $pid 2>/dev/null; do sleep 0.005; done; "
+                  "kill -9 $pid 2>/dev/null; wait $pid",
+                  tu_bin(), cfg, until);
+  print_message("killed when '%s': exit %d\n", until, rc);
+}
+
+static void test_kill_and_resume(void **state) {
+  (void)state;
+  char *out = tu_join(F.root, "killed");
+  write_samples(out);
+  char *cfg = write_config("killed.yaml", out, F.model, NULL);
+  char until[5][512];
+  /* During the first sample, after the first shard of a layer, mid-way,
+   * between two shards of the Arabic layers, near the end. */
+  snprintf(until[0], sizeof until[0], "test -s '%s/activations/en/layer_0/manifest.json'", out);
+  snprintf(until[1], sizeof until[1], "test -e '%s/activations/en/layer_1/shard_00000.safetensors'", out);
+  snprintf(until[2], sizeof until[2], "test $(cat '%s/captions/en.jsonl' 2>/dev/null | wc -l) -ge 3", out);
+  snprintf(until[3], sizeof until[3], "test -e '%s/activations/ar/layer_0/shard_00002.safetensors'", out);
+  snprintf(until[4], sizeof until[4], "test $(cat '%s/captions/ar.jsonl' 2>/dev/null | wc -l) -ge 5", out);
+  for (int i = 0; i < 5; i++) kill_when(cfg, until[i]);
+  char *err = NULL;
+  int rc = extract(cfg, NULL, &err);
+  if (rc) print_error("%s\n", err);
+  assert_int_equal(rc, 0);
+  print_message("final run: %s", err);
+  assert_false(tu_has_tmp_files(out));
+  assert_same_outputs(out, F.full);
+  free(err);
+  free(cfg);
+  free(out);
+}
+
+static void test_shards_cover_once(void **state) {
+  (void)state;
+  char *out = tu_join(F.root, "sliced");
+  write_samples(out);
+  char *cfg = write_config("sliced.yaml", out, F.model, NULL);
+  for (int i = 1; i <= 3; i++) {
+    char arg[32];
+    snprintf(arg, sizeof arg, "--shard %d/3", i);
+    assert_int_equal(extract(cfg, arg, NULL), 0);
+  }
+  /* The caption files concatenated in order are the single run's. */
+  char *cat = NULL, *full = NULL;
+  assert_int_equal(tu_run(&cat, NULL, "cat '%s'/captions.part-1-of-3/en.jsonl '%s'/captions.part-2-of-3/en.jsonl "
+                          "'%s'/captions.part-3-of-3/en.jsonl", out, out, out), 0);
+  assert_int_equal(tu_run(&full, NULL, "cat '%s'/captions/en.jsonl", F.full), 0);
+  assert_string_equal(cat, full);
+  /* The three activation folders read together are the single run's rows. */
+  char *dirs[3];
+  for (int i = 0; i < 3; i++) {
+    char rel[96];
+    snprintf(rel, sizeof rel, "activations.part-%d-of-3/ar/layer_1", i + 1);
+    dirs[i] = tu_join(out, rel);
+  }
+  store_reader *parts = NULL, *one = open_layer(F.full, "ar", 1);
+  assert_int_equal(store_reader_open(&parts, (const char *const *)dirs, 3, NULL), 0);
+  int64_t n = store_reader_n_rows(one);
+  assert_int_equal(store_reader_n_rows(parts), n);
+  float *a = malloc((size_t)n * HIDDEN * sizeof *a), *b = malloc((size_t)n * HIDDEN * sizeof *b);
+  store_row_meta *ma = calloc((size_t)n, sizeof *ma), *mb = calloc((size_t)n, sizeof *mb);
+  assert_int_equal(store_reader_read(one, 0, n, a, ma), 0);
+  assert_int_equal(store_reader_read(parts, 0, n, b, mb), 0);
+  assert_memory_equal(a, b, (size_t)n * HIDDEN * sizeof *a);
+  for (int64_t i = 0; i < n; i++) {
+    assert_int_equal(ma[i].sample_index, mb[i].sample_index);
+    assert_int_equal(ma[i].position, mb[i].position);
+    assert_int_equal(ma[i].token_id, mb[i].token_id);
+    assert_int_equal(ma[i].segment, mb[i].segment);
+  }
+  store_reader_free(one);
+  store_reader_free(parts);
+  for (int i = 0; i < 3; i++) free(dirs[i]);
+  free(a), free(b), free(ma), free(mb), free(cat), free(full), free(cfg), free(out);
+}
+
+/* ==== Bad input ==== */
+
+/* md5 of every file under dir, one string. */
+static char *fingerprint(const char *dir) {
+  char *out = NULL;
+  assert_int_equal(tu_run(&out, NULL, "cd '%s' && find . -type f | sort | xargs md5sum", dir), 0);
+  return out;
+}
+
+static void expect_failure(const char *name, const char *out, const char *model, const char *extra,
+                           const char *needle) {
+  char *cfg = write_config(name, out, model, extra), *err = NULL;
+  int rc = extract(cfg, NULL, &err);
+  tu_assert_one_line_error(rc, err, needle, NULL);
+  free(err);
+  free(cfg);
+}
+
+static void test_bad_input(void **state) {
+  (void)state;
+  char *before = fingerprint(F.full);
+  expect_failure("l.yaml", F.full, F.model, "  layers: [0, 7]\n", "extract.layers: layer '7' is out of range [0, 1]");
+  expect_failure("g.yaml", F.full, F.model, "  languages: [en, fr]\n", "extract.languages: 'fr' is not en or ar");
+  expect_failure("m.yaml", F.full, F.model2, NULL, "manifest.json: was written with model_path");
+  char *after = fingerprint(F.full);
+  assert_string_equal(before, after);
+  char *none = tu_join(F.root, "nothing");
+  expect_failure("n.yaml", none, F.model, NULL, "samples.jsonl: missing; run `saecap prepare` first");
+  assert_false(tu_exists(none));
+  /* An output folder whose activations/ is a file cannot be written. */
+  char *blocked = tu_join(F.root, "blocked"), *file = tu_join(blocked, "activations");
+  write_samples(blocked);
+  tu_write_str(file, "not a folder");
+  expect_failure("b.yaml", blocked, F.model, NULL, "activations");
+  char *cap = tu_join(blocked, "captions");
+  assert_false(tu_exists(cap));
+  free(before), free(after), free(none), free(blocked), free(file), free(cap);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_rows_match_captions),
+      cmocka_unit_test(test_rows_match_forward_dump),
+      cmocka_unit_test(test_kill_and_resume),
+      cmocka_unit_test(test_shards_cover_once),
+      cmocka_unit_test(test_bad_input),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
