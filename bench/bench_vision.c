@@ -1,19 +1,18 @@
 /* bench_vision.c: speed of the SigLIP vision tower at SigLIP-so400m widths.
  *
- * Writes two random BF16 checkpoints holding only the vision tower and the
- * projector (hidden 1152, 16 heads of 72, MLP 4304, 896 px images in 14 px
- * patches = 4096 patches, 256 image tokens, projector to 2560) with 1 and
- * with 2 encoder layers into a temporary folder (deleted at the end), loads
- * them with g3_vision_load (mmapped) and times g3_vision_forward of one image
- * (vision_out only) in both precisions (f32: weights widened, OpenBLAS
- * sgemm; bf16: sc_gemm, see the backend line). Per layer = t(2 layers) −
- * t(1 layer) of the medians and of the minima (the patch embedding,
- * post-LayerNorm and scratch allocation cancel); the whole 2-layer forward
- * is printed too. images/s per layer = 1 / that time; GFLOP/s counts the
- * six projections plus q·kᵀ and P·v. Every figure is the best and the
- * median of RUNS runs (after one warm-up). Also in the same run: the
- * OpenBLAS sgemm peak on the fc1 shape (M 4096, N 4304, K 1152, f32) and
- * the projector (256 tokens) alone. Nothing is asserted.
+ * Writes a random BF16 checkpoint holding only a 2-layer vision tower and
+ * the projector (hidden 1152, 16 heads of 72, MLP 4304, 896 px images in
+ * 14 px patches = 4096 patches, 256 image tokens, projector to 2560) into a
+ * temporary folder (removed once mapped), loads it with g3_vision_load
+ * (mmapped) and times g3_vision_forward_hook of one image in both
+ * precisions (f32: weights widened, OpenBLAS sgemm; bf16: sc_gemm, see the
+ * backend line). The hook stamps the end of each layer: layer 1 is a pure
+ * layer; layer 0 also holds the scratch allocation and the patch embedding;
+ * "tail" is post-LayerNorm + pooling + RMSNorm + projector. images/s per
+ * layer = 1 / layer time; GFLOP/s counts the six projections plus q·kᵀ
+ * and P·v. Every figure is the best and the median of RUNS runs (after one
+ * warm-up). Also in the same run: the OpenBLAS sgemm peak on the fc1 shape
+ * (M 4096, N 4304, K 1152, f32). Nothing is asserted.
  *
  * Noise: a 2-core machine shared with other processes stalls the OpenMP
  * loops; the load average is printed at the start and after each part.
@@ -28,7 +27,7 @@
  * Built by CMake (bench/bench_*.c); `make bench` runs it from the
  * repository root; by hand: ./build/bench_vision [RUNS [THREADS]]
  * (defaults 3 and the OpenMP default, i.e. all cores). TMPDIR picks the
- * folder for the checkpoints (~170 MB).
+ * folder for the checkpoint (~100 MB).
  */
 #include <cblas.h>
 #include <math.h>
@@ -60,7 +59,7 @@
 #define N_PATCHES (GRID * GRID)
 #define MM_TOKENS 256
 #define TEXT_HIDDEN 2560
-#define MAX_LAYERS 2
+#define N_LAYERS 2
 #define TORCH_SCRIPT "bench/reference/vision_layer_torch.py"
 #define TORCH_BUDGET_S 8.0
 #define PFX G3_PREFIX_VISION_NEW
@@ -229,44 +228,45 @@ static stat2 bench_sgemm(int runs) {
   return (stat2){flop / s.min * 1e-9, flop / s.med * 1e-9};
 }
 
-typedef struct tower {
+typedef struct bench_ctx {
   st_checkpoint *ck;
   g3_vision *v;
-} tower;
-
-typedef struct bench_ctx {
-  tower t[MAX_LAYERS]; /* 1 and 2 layers */
   float *pixels, *out, *embeds;
   int runs;
 } bench_ctx;
 
-/* runs forwards (after one warm-up) of tower l in precision p; with
- * project, the projector too (its own time: total − tower-only median). */
-static int time_forward(bench_ctx *c, int l, sc_precision p, int project, stat2 *s) {
-  double t[MAX_RUNS];
-  g3_vision *v = c->t[l].v;
-  v->precision = p;
-  int rc = 0;
-  for (int r = -1; !rc && r < c->runs; r++) {
-    double t0 = now_s();
-    rc = g3_vision_forward(v, c->pixels, c->out, project ? c->embeds : NULL);
-    if (r >= 0) t[r] = now_s() - t0;
-  }
-  if (!rc) *s = summarize(t, c->runs);
-  return rc;
+/* Hook: when each layer ended. */
+static int stamp(void *user, int layer, const float *x, int64_t n, int hidden) {
+  (void)x, (void)n, (void)hidden;
+  ((double *)user)[layer] = now_s();
+  return 0;
 }
 
 typedef struct prec_figs {
-  stat2 fwd[MAX_LAYERS]; /* seconds, 1 and 2 layers */
-  stat2 with_proj;       /* 2 layers + projector */
+  stat2 layer[N_LAYERS]; /* seconds */
+  stat2 tail, total;
 } prec_figs;
 
+/* runs forwards (after one warm-up) in precision p, split by the hook. */
 static int bench_precision(bench_ctx *c, sc_precision p, prec_figs *f) {
+  double lt[N_LAYERS][MAX_RUNS], tail[MAX_RUNS], tot[MAX_RUNS], st[N_LAYERS];
+  c->v->precision = p;
   int rc = 0;
-  for (int l = 0; !rc && l < MAX_LAYERS; l++) rc = time_forward(c, l, p, 0, &f->fwd[l]);
-  if (!rc) rc = time_forward(c, 1, p, 1, &f->with_proj);
-  if (!rc) print_load(p == SC_PRECISION_F32 ? "after f32" : "after bf16");
-  return rc;
+  for (int r = -1; !rc && r < c->runs; r++) {
+    double t0 = now_s();
+    rc = g3_vision_forward_hook(c->v, c->pixels, c->out, c->embeds, stamp, st);
+    double t1 = now_s();
+    if (r < 0) continue;
+    for (int l = 0; l < N_LAYERS; l++) lt[l][r] = st[l] - (l ? st[l - 1] : t0);
+    tail[r] = t1 - st[N_LAYERS - 1];
+    tot[r] = t1 - t0;
+  }
+  if (rc) return rc;
+  for (int l = 0; l < N_LAYERS; l++) f->layer[l] = summarize(lt[l], c->runs);
+  f->tail = summarize(tail, c->runs);
+  f->total = summarize(tot, c->runs);
+  print_load(p == SC_PRECISION_F32 ? "after f32" : "after bf16");
+  return 0;
 }
 
 static void print_row(const char *who, int n, double sec_min, double sec_med, const char *note) {
@@ -321,39 +321,29 @@ static void print_torch(const torch_figs *tf) {
 static void print_tables(const prec_figs f[2], const torch_figs *tf) {
   printf("\nper layer, one image            patches  images/s (best / med)   GFLOP/s (best / med)\n");
   for (int p = 0; p < 2; p++) {
-    const prec_figs *g = &f[p];
-    double mn = g->fwd[1].min - g->fwd[0].min, md = g->fwd[1].med - g->fwd[0].med;
-    print_row(p ? "layer bf16 (t2 - t1)" : "layer f32 (t2 - t1)", N_PATCHES, mn, md, "");
-    print_row(p ? "layer bf16 (2-layer fwd / 2)" : "layer f32 (2-layer fwd / 2)", N_PATCHES,
-              g->fwd[1].min / 2, g->fwd[1].med / 2, "(incl. embedding, post-LN, scratch)");
+    print_row(p ? "layer 1 bf16" : "layer 1 f32", N_PATCHES, f[p].layer[1].min, f[p].layer[1].med, "");
+    print_row(p ? "layer 0 bf16" : "layer 0 f32", N_PATCHES, f[p].layer[0].min, f[p].layer[0].med,
+              "(+ scratch, patch embedding)");
   }
   if (tf->ok) print_torch(tf);
   else printf("\nPyTorch baseline: python3-torch not installed (scripts/install-deps.sh --bench installs it)\n");
   for (int p = 0; p < 2; p++)
-    printf("  %s: whole forward, 2 layers %.3f / %.3f s; projector (256 tokens) %.4f s (median difference)\n",
-           p ? "bf16" : "f32", f[p].fwd[1].min, f[p].fwd[1].med, f[p].with_proj.med - f[p].fwd[1].med);
+    printf("  %s: whole forward (2 layers + projector) %.3f / %.3f s; tail (post-LN, pool, projector) "
+           "%.4f / %.4f s\n", p ? "bf16" : "f32", f[p].total.min, f[p].total.med, f[p].tail.min, f[p].tail.med);
 }
 
 /* ==== Main =============================================================== */
 
-static int open_tower(tower *t, const char *dir, int n_layers) {
-  char name[32];
-  snprintf(name, sizeof name, "vision%d.safetensors", n_layers);
-  char *path = sc_path_join(dir, name);
-  g3_config cfg = make_config(n_layers);
-  int rc = path ? write_checkpoint(path, n_layers) : sc_error_setc(SC_ERR_NOMEM, "out of memory");
-  if (!rc) rc = st_checkpoint_open(&t->ck, path);
-  if (!rc) rc = g3_vision_load(&t->v, t->ck, &cfg, dir);
-  if (path) unlink(path); /* the mapping stays valid */
-  free(path);
-  return rc;
-}
-
 static int setup(bench_ctx *c, const char *dir) {
   double t0 = now_s();
-  int rc = 0;
-  for (int l = 0; !rc && l < MAX_LAYERS; l++) rc = open_tower(&c->t[l], dir, l + 1);
-  if (!rc) printf("checkpoints: 1 and 2 layers, SigLIP-so400m widths, bf16, written in %.1f s\n", now_s() - t0);
+  char *path = sc_path_join(dir, "vision.safetensors");
+  g3_config cfg = make_config(N_LAYERS);
+  int rc = path ? write_checkpoint(path, N_LAYERS) : sc_error_setc(SC_ERR_NOMEM, "out of memory");
+  if (!rc) rc = st_checkpoint_open(&c->ck, path);
+  if (!rc) rc = g3_vision_load(&c->v, c->ck, &cfg, dir);
+  if (path) unlink(path); /* the mapping stays valid */
+  free(path);
+  if (!rc) printf("checkpoint: 2 layers, SigLIP-so400m widths, bf16, written in %.1f s\n", now_s() - t0);
   size_t np = (size_t)3 * IMAGE * IMAGE;
   c->pixels = malloc(np * sizeof(float));
   c->out = malloc((size_t)N_PATCHES * HIDDEN * sizeof(float));
@@ -398,10 +388,8 @@ int main(int argc, char **argv) {
   } else {
     fprintf(stderr, "bench_vision: %s\n", sc_error_get());
   }
-  for (int l = 0; l < MAX_LAYERS; l++) {
-    g3_vision_free(c.t[l].v);
-    st_checkpoint_free(c.t[l].ck);
-  }
+  g3_vision_free(c.v);
+  st_checkpoint_free(c.ck);
   free(c.pixels);
   free(c.out);
   free(c.embeds);

@@ -9,7 +9,8 @@
  * silently runs f32 fails. Also: F32 results are bit-identical before and
  * after a BF16 forward on the same g3_vision, BF16 is deterministic, the
  * bf16 attention kernel rounds the probabilities (against float64 loops),
- * an unknown precision is refused, and `saecap caption --precision`. */
+ * an unknown precision is refused, the per-layer hook, and `saecap caption
+ * --precision`. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -201,6 +202,45 @@ static void test_unknown_precision(void **state) {
   g3_model_free(m);
 }
 
+typedef struct hook_log {
+  int calls, last, stop_at;
+} hook_log;
+
+static int log_hook(void *user, int layer, const float *x, int64_t n, int hidden) {
+  hook_log *h = user;
+  assert_non_null(x);
+  assert_int_equal(n, 64); /* the tiny 8x8 grid */
+  assert_int_equal(hidden, 32);
+  assert_int_equal(layer, h->last + 1);
+  h->last = layer, h->calls++;
+  return layer == h->stop_at ? SC_ERR_IO : 0;
+}
+
+/* The layer hook runs after every layer in order, leaves the results
+ * alone, and a non-zero return stops the forward with that code. */
+static void test_layer_hook(void **state) {
+  (void)state;
+  g3_model *m = NULL;
+  g3_vision *v = NULL;
+  load_tiny(7, SC_DTYPE_BF16, &m, &v);
+  float *px = random_pixels(v, 3);
+  outs ref = forward(v, px, SC_PRECISION_F32);
+  float *vis = malloc(g3_vision_out_floats(v) * sizeof *vis);
+  assert_non_null(vis);
+  hook_log h = {0, -1, -1};
+  assert_int_equal(g3_vision_forward_hook(v, px, vis, NULL, log_hook, &h), 0);
+  assert_int_equal(h.calls, v->cfg.vision.num_hidden_layers);
+  assert_memory_equal(vis, ref.vis, g3_vision_out_floats(v) * sizeof *vis);
+  h = (hook_log){0, -1, 0};
+  assert_int_equal(g3_vision_forward_hook(v, px, vis, NULL, log_hook, &h), SC_ERR_IO);
+  assert_int_equal(h.calls, 1);
+  free(vis);
+  outs_free(ref);
+  free(px);
+  g3_vision_free(v);
+  g3_model_free(m);
+}
+
 /* out[n, heads·hd] by float64 loops; P rounded to bf16 when round_p. */
 static void mha_ref(double *out, const float *q, const float *k, const float *v, int n, int heads,
                     int hd, double scale, int round_p) {
@@ -309,7 +349,8 @@ int main(void) {
       cmocka_unit_test(test_nmse_seed7_bf16), cmocka_unit_test(test_nmse_seed8_bf16),
       cmocka_unit_test(test_nmse_seed7_f32),  cmocka_unit_test(test_nmse_seed9_f32),
       cmocka_unit_test(test_projector_copy),  cmocka_unit_test(test_unknown_precision),
-      cmocka_unit_test(test_mha_bf16_kernel), cmocka_unit_test(test_cli_precision),
+      cmocka_unit_test(test_mha_bf16_kernel), cmocka_unit_test(test_layer_hook),
+      cmocka_unit_test(test_cli_precision),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -448,12 +448,14 @@ static int project(const g3_vision *v, const float *vis, float *out, vis_bufs *b
   return sc_gemm_bf16(b->g, out, b->pooled, v->mm_proj_t, NULL, (int)m, (int)v->mm_proj.cols, (int)h, 0);
 }
 
-static int run_tower(const g3_vision *v, const float *pixels, vis_bufs *b) {
+static int run_tower(const g3_vision *v, const float *pixels, vis_bufs *b, g3_vision_hook hook,
+                     void *user) {
   const g3_vision_config *c = &v->cfg.vision;
   TRY(embed_patches(v, pixels, b));
   for (int i = 0; i < c->num_hidden_layers; i++) {
     TRY(attention_block(v, &v->layers[i], b));
     TRY(mlp_block(v, &v->layers[i], b));
+    if (hook) TRY(hook(user, i, b->x, n_patches(v), c->hidden_size));
   }
   sc_layernorm(b->x, b->x, v->post_w, v->post_b, n_patches(v), c->hidden_size, (float)c->layer_norm_eps);
   return 0;
@@ -461,12 +463,17 @@ static int run_tower(const g3_vision *v, const float *pixels, vis_bufs *b) {
 
 int g3_vision_forward(const g3_vision *v, const float *pixels, float *vision_out,
                       float *image_embeds) {
+  return g3_vision_forward_hook(v, pixels, vision_out, image_embeds, NULL, NULL);
+}
+
+int g3_vision_forward_hook(const g3_vision *v, const float *pixels, float *vision_out,
+                           float *image_embeds, g3_vision_hook hook, void *user) {
   vis_bufs b = {0};
   if (v->precision != SC_PRECISION_F32 && v->precision != SC_PRECISION_BF16)
     return sc_error_setc(SC_ERR_ARG, "vision: unknown precision %d", (int)v->precision);
   int rc = v->precision == SC_PRECISION_BF16 ? sc_gemm_create(&b.g, SC_GEMM_BACKEND_AUTO, 0) : 0;
   if (!rc) rc = alloc_bufs(v, &b);
-  if (!rc) rc = run_tower(v, pixels, &b);
+  if (!rc) rc = run_tower(v, pixels, &b, hook, user);
   if (!rc && vision_out) memcpy(vision_out, b.x, g3_vision_out_floats(v) * sizeof(float));
   if (!rc && image_embeds) rc = project(v, b.x, image_embeds, &b);
   free(b.block);

@@ -123,4 +123,14 @@ size_t g3_vision_embeds_floats(const g3_vision *v); /* mm_tokens_per_image · te
 int g3_vision_forward(const g3_vision *v, const float *pixels, float *vision_out,
                       float *image_embeds);
 
+/* Called after encoder layer `layer` (0-based) with the residual stream
+ * x[n_patches, hidden] (read-only); a non-zero return stops the forward and
+ * is returned by g3_vision_forward_hook as is (set the error message
+ * yourself). For per-layer timing (bench/bench_vision.c) and inspection. */
+typedef int (*g3_vision_hook)(void *user, int layer, const float *x, int64_t n_patches, int hidden);
+
+/* g3_vision_forward with hook (NULL: none) called after every layer. */
+int g3_vision_forward_hook(const g3_vision *v, const float *pixels, float *vision_out,
+                           float *image_embeds, g3_vision_hook hook, void *user);
+
 #endif
