@@ -238,9 +238,54 @@ static void test_load(void **state) {
   free(dir);
 }
 
+/* The extract section: defaults, lists as sequences or strings, enums,
+ * ranges, and list items that are not scalars. */
+static void test_extract_keys(void **state) {
+  (void)state;
+  sc_config c;
+  sc_config_defaults(&c);
+  assert_string_equal(c.extract.languages, "en,ar");
+  assert_string_equal(c.extract.layers, "all");
+  assert_int_equal(c.extract.max_new_tokens, 32);
+  assert_int_equal(c.extract.dtype, SC_STORE_BF16);
+  assert_int_equal(c.extract.rows_per_shard, 65536);
+  assert_string_equal(c.extract.drop_segments, "");
+  assert_int_equal(c.extract.drop_bos, 0);
+  assert_int_equal(c.extract.precision, SC_CONFIG_F32);
+  assert_string_equal(c.extract.default_prompt_en, "Describe this image in one sentence.");
+  assert_string_equal(c.extract.default_prompt_ar, "صف هذه الصورة في جملة واحدة.");
+  sc_config_free(&c);
+  parse_ok("extract:\n  languages: [ar]\n  layers: [3, 1, 12]\n  max_new_tokens: 0\n  dtype: f32\n"
+           "  rows_per_shard: 7\n  drop_segments: [image, prompt]\n  drop_bos: true\n"
+           "  precision: bf16\n  default_prompt_en: Say it.\n",
+           &c);
+  assert_string_equal(c.extract.languages, "ar");
+  assert_string_equal(c.extract.layers, "3,1,12");
+  assert_int_equal(c.extract.max_new_tokens, 0);
+  assert_int_equal(c.extract.dtype, SC_STORE_F32);
+  assert_int_equal(c.extract.rows_per_shard, 7);
+  assert_string_equal(c.extract.drop_segments, "image,prompt");
+  assert_int_equal(c.extract.drop_bos, 1);
+  assert_int_equal(c.extract.precision, SC_CONFIG_BF16);
+  assert_string_equal(c.extract.default_prompt_en, "Say it.");
+  sc_config_free(&c);
+  parse_ok("extract: {languages: \"en,ar\", layers: all, drop_segments: []}\n", &c);
+  assert_string_equal(c.extract.languages, "en,ar");
+  assert_string_equal(c.extract.layers, "all");
+  assert_string_equal(c.extract.drop_segments, "");
+  sc_config_free(&c);
+  parse_fails("extract:\n  layers: [[1]]\n", SC_ERR_FORMAT,
+              "c.yaml: line 2: extract.layers: expected a list of strings or one string, got a sequence");
+  parse_fails("extract:\n  dtype: f16\n", SC_ERR_RANGE,
+              "c.yaml: line 2: extract.dtype: 'f16' is not allowed, expected one of bf16, f32");
+  parse_fails("extract:\n  max_new_tokens: 2000000\n", SC_ERR_RANGE,
+              "c.yaml: line 2: extract.max_new_tokens: 2000000 is out of range [0, 1048576]");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_defaults),
+      cmocka_unit_test(test_extract_keys),
       cmocka_unit_test(test_full_config),
       cmocka_unit_test(test_nulls_and_spellings),
       cmocka_unit_test(test_unknown_keys),
