@@ -323,11 +323,14 @@ static int set_list(sc_config *c, const cfg_key *k, const sc_yaml_node *v, const
   }
   char *s = malloc(len);
   if (!s) return sc_error_setc(SC_ERR_NOMEM, "%s: out of memory", file);
-  s[0] = 0;
+  size_t at = 0;
   for (int i = 0; i < v->n; i++) {
-    if (i) strcat(s, ",");
-    strcat(s, v->vals[i]->scalar);
+    size_t n = strlen(v->vals[i]->scalar);
+    if (i) s[at++] = ',';
+    memcpy(s + at, v->vals[i]->scalar, n);
+    at += n;
   }
+  s[at] = 0;
   string_replace(c, k, s);
   return 0;
 }
