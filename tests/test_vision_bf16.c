@@ -312,6 +312,34 @@ static void test_mha_bf16_kernel(void **state) {
   free(q), free(k), free(v), free(out), free(out2), free(scr), free(r_bf), free(r_f);
 }
 
+static float from_bits(uint32_t u) {
+  float f;
+  memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+/* sc_round_bf16_v equals sc_round_bf16 bit for bit: ties both ways,
+ * overflow to inf, infinities, NaNs with payload only in the low bits,
+ * subnormals, and a sweep of bit patterns. */
+static void test_round_bf16_v(void **state) {
+  (void)state;
+  static const uint32_t special[] = {0x00000000u, 0x80000000u, 0x3f808000u, 0x3f818000u, 0x3f80ffffu,
+                                     0x7f7fffffu, 0xff7fffffu, 0x7f800000u, 0xff800000u, 0x7f800001u,
+                                     0xff800001u, 0x7fc00000u, 0x7fffffffu, 0x00000001u, 0x00008000u,
+                                     0x00018000u, 0x807fffffu, 0x3f7f8000u};
+  enum { NS = sizeof special / sizeof special[0], NR = 1 << 16 };
+  float *a = malloc((NS + NR) * sizeof *a), *b = malloc((NS + NR) * sizeof *b);
+  assert_true(a && b);
+  for (int i = 0; i < NS; i++) a[i] = from_bits(special[i]);
+  uint32_t z = 12345;
+  for (int i = 0; i < NR; i++) a[NS + i] = from_bits(z = z * 1664525u + 1013904223u);
+  memcpy(b, a, (NS + NR) * sizeof *a);
+  sc_round_bf16_v(a, NS + NR);
+  sc_round_bf16(b, NS + NR);
+  assert_memory_equal(a, b, (NS + NR) * sizeof *a);
+  free(a), free(b);
+}
+
 /* `saecap caption --precision`: bf16 runs and repeats; a bad value is a
  * one-line usage error. */
 static void test_cli_precision(void **state) {
@@ -350,7 +378,7 @@ int main(void) {
       cmocka_unit_test(test_nmse_seed7_f32),  cmocka_unit_test(test_nmse_seed9_f32),
       cmocka_unit_test(test_projector_copy),  cmocka_unit_test(test_unknown_precision),
       cmocka_unit_test(test_mha_bf16_kernel), cmocka_unit_test(test_layer_hook),
-      cmocka_unit_test(test_cli_precision),
+      cmocka_unit_test(test_round_bf16_v),    cmocka_unit_test(test_cli_precision),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -412,9 +412,9 @@ static int attention_block(const g3_vision *v, const g3_vision_layer *w, vis_buf
   TRY(linear_b(b->k, b->a, &w->k_proj, w->k_bias, n, v, b));
   TRY(linear_b(b->v, b->a, &w->v_proj, w->v_bias, n, v, b));
   if (v->precision == SC_PRECISION_BF16) { /* the operands of q·kᵀ and P·v (vision.h) */
-    sc_round_bf16(b->q, n * h);
-    sc_round_bf16(b->k, n * h);
-    sc_round_bf16(b->v, n * h);
+    sc_round_bf16_v(b->q, n * h);
+    sc_round_bf16_v(b->k, n * h);
+    sc_round_bf16_v(b->v, n * h);
   }
   sc_mha_full_prec(b->o, b->q, b->k, b->v, n, c->num_attention_heads, hd, (float)(1.0 / sqrt(hd)),
                    v->precision, b->attn);

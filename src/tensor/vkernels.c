@@ -59,10 +59,34 @@ static void gather_head(float *dst, const float *src, int64_t n, int64_t width, 
   for (int64_t t = 0; t < n; t++) memcpy(dst + t * hd, src + t * width + off, (size_t)hd * sizeof *dst);
 }
 
-/* Row-wise softmax of s[n, n] (max subtracted, sum in double). */
-static void softmax_rows(float *s, int64_t n) {
+/* bf16(x) as f32, bit for bit sc_f32_from_bf16(sc_bf16_from_f32(x)) (NaN:
+ * sign, top payload bits, quiet bit; else round to nearest even), inline so
+ * the n² probabilities are rounded at memory speed (the out-of-line pair
+ * cost ~20% of a bf16 layer at 4096 patches). */
+static inline float bf16_round1(float x) {
+  uint32_t u;
+  memcpy(&u, &x, sizeof u);
+  if ((u & 0x7fffffffu) > 0x7f800000u) u = (u & 0xffff0000u) | 0x00400000u;
+  else u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+  memcpy(&x, &u, sizeof x);
+  return x;
+}
+
+void sc_round_bf16_v(float *x, int64_t n) {
+#pragma omp parallel for schedule(static) if (n > PAR_MIN_ELEMS)
+  for (int64_t i = 0; i < n; i++) x[i] = bf16_round1(x[i]);
+}
+
+/* Row-wise softmax of s[n, n] (max subtracted, sum in double); with
+ * round_p each row is rounded to bf16 while it is still in cache. */
+static void softmax_rows(float *s, int64_t n, int round_p) {
 #pragma omp parallel for schedule(static) if (n * n > PAR_MIN_ELEMS)
-  for (int64_t r = 0; r < n; r++) sc_softmax(s + r * n, n);
+  for (int64_t r = 0; r < n; r++) {
+    float *row = s + r * n;
+    sc_softmax(row, n);
+    if (round_p)
+      for (int64_t i = 0; i < n; i++) row[i] = bf16_round1(row[i]);
+  }
 }
 
 void sc_mha_full(float *out, const float *q, const float *k, const float *v, int64_t n, int heads,
@@ -82,9 +106,8 @@ void sc_mha_full_prec(float *out, const float *q, const float *k, const float *v
     /* HF SiglipAttention: (q·kᵀ)·scale, softmax in f32, then ·v. */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)n, head_dim, scale, qh,
                 head_dim, kh, head_dim, 0.0f, s, (int)n);
-    softmax_rows(s, n);
     /* HF's bf16 eager attention casts the f32 softmax back to bf16. */
-    if (p == SC_PRECISION_BF16) sc_round_bf16(s, n * n);
+    softmax_rows(s, n, p == SC_PRECISION_BF16);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, head_dim, (int)n, 1.0f, s,
                 (int)n, vh, head_dim, 0.0f, out + off, (int)width);
   }

@@ -28,6 +28,11 @@ void sc_add_bias(float *x, const float *b, int64_t n, int64_t d);
  * (gelu_pytorch_tanh, SigLIP's MLP activation). */
 void sc_gelu_tanh(float *x, int64_t n);
 
+/* x[n] = bf16(x[n]) in place: bit for bit kernels.h's sc_round_bf16, with
+ * the rounding inline so the loop vectorises (the vision tower rounds
+ * q, k, v and 16 × 4096² probabilities per layer in bf16 mode). */
+void sc_round_bf16_v(float *x, int64_t n);
+
 /* Floats of scratch sc_mha_full needs. */
 size_t sc_mha_full_scratch(int64_t n, int head_dim);
 
