@@ -516,10 +516,12 @@ static void test_forward_image(void **state) {
   assert_int_equal(rc, 0);
   char *ids = prompt_ids(out), *marked = ids_with_mark(ids);
   tu_write_str(idf, marked);
+  free(err);
   rc = tu_run(NULL, &err, "'%s' forward --model '%s' --image '%s' --text '%s' --dump '%s'", tu_bin(),
               F.m7_old, F.img, PROMPT, ft);
   if (rc) print_error("forward --text: %s\n", err);
   assert_int_equal(rc, 0);
+  free(err);
   rc = tu_run(NULL, &err, "'%s' forward --model '%s' --image '%s' --ids '%s' --dump '%s'", tu_bin(),
               F.m7_old, F.img, idf, fi);
   if (rc) print_error("forward --ids: %s\n", err);
