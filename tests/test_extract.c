@@ -402,6 +402,37 @@ static void test_shards_cover_once(void **state) {
   free(a), free(b), free(ma), free(mb), free(cat), free(full), free(cfg), free(out);
 }
 
+/* drop_segments and drop_bos remove exactly those rows at write time. */
+static void test_drop_rows(void **state) {
+  (void)state;
+  char *out = tu_join(F.root, "dropped");
+  write_samples(out);
+  char *cfg = write_config("dropped.yaml", out, F.model,
+                           "  layers: [1]\n  languages: [en]\n  drop_segments: [image]\n  drop_bos: true\n");
+  assert_int_equal(extract(cfg, NULL, NULL), 0);
+  g3_config c = load_cfg();
+  store_reader *all = open_layer(F.full, "en", 1), *kept = open_layer(out, "en", 1);
+  int64_t n = store_reader_n_rows(all), want = 0;
+  store_row_meta *m = calloc((size_t)n, sizeof *m);
+  float *a = malloc((size_t)n * HIDDEN * sizeof *a);
+  assert_int_equal(store_reader_read(all, 0, n, a, m), 0);
+  for (int64_t i = 0; i < n; i++) want += m[i].segment != 0 && m[i].token_id != c.text.bos_token_id;
+  assert_int_equal(store_reader_n_rows(kept), want);
+  store_row_meta *k = calloc((size_t)want, sizeof *k);
+  float *b = malloc((size_t)want * HIDDEN * sizeof *b);
+  assert_int_equal(store_reader_read(kept, 0, want, b, k), 0);
+  for (int64_t i = 0, j = 0; i < n; i++) {
+    if (m[i].segment == 0 || m[i].token_id == c.text.bos_token_id) continue;
+    assert_int_equal(k[j].position, m[i].position);
+    assert_int_equal(k[j].sample_index, m[i].sample_index);
+    assert_memory_equal(b + j * HIDDEN, a + i * HIDDEN, HIDDEN * sizeof *a);
+    j++;
+  }
+  store_reader_free(all);
+  store_reader_free(kept);
+  free(m), free(a), free(k), free(b), free(cfg), free(out);
+}
+
 /* ==== Bad input ==== */
 
 /* md5 of every file under dir, one string. */
@@ -425,6 +456,8 @@ static void test_bad_input(void **state) {
   char *before = fingerprint(F.full);
   expect_failure("l.yaml", F.full, F.model, "  layers: [0, 7]\n", "extract.layers: layer '7' is out of range [0, 1]");
   expect_failure("g.yaml", F.full, F.model, "  languages: [en, fr]\n", "extract.languages: 'fr' is not en or ar");
+  expect_failure("s.yaml", F.full, F.model, "  drop_segments: [text]\n",
+                 "extract.drop_segments: 'text' is not image, prompt or caption");
   expect_failure("m.yaml", F.full, F.model2, NULL, "manifest.json: was written with model_path");
   char *after = fingerprint(F.full);
   assert_string_equal(before, after);
@@ -447,6 +480,7 @@ int main(void) {
       cmocka_unit_test(test_rows_match_forward_dump),
       cmocka_unit_test(test_kill_and_resume),
       cmocka_unit_test(test_shards_cover_once),
+      cmocka_unit_test(test_drop_rows),
       cmocka_unit_test(test_bad_input),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
