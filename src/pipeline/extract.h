@@ -55,11 +55,12 @@ typedef struct sc_extract_summary {
 } sc_extract_summary;
 
 /* Runs the stage for cfg (model.path is required). Errors (one line, the
- * file or key named): those of reading samples.jsonl (SC_ERR_IO "<path>:
- * cannot open ..." when prepare has not run), of the model, vision tower,
+ * file or key named): SC_ERR_IO "<output_dir>/data/processed/samples.jsonl:
+ * missing; run `saecap prepare` first"; those of reading samples.jsonl,
+ * of the model, vision tower,
  * tokenizer, images and store writers (a manifest written with another
  * model or settings: "<dir>/manifest.json: was written with ...");
- * SC_ERR_ARG "<config>: extract.layers: layer L is out of range [0, N-1]",
+ * SC_ERR_ARG "<config>: extract.layers: layer 'L' is out of range [0, N-1]",
  * "<config>: extract.languages: 'x' is not en or ar" (or repeated),
  * "<config>: extract.drop_segments: 'x' is not image, prompt or caption",
  * "<config>: model.path is required by extract", "<config>:
