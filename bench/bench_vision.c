@@ -232,6 +232,7 @@ typedef struct bench_ctx {
   st_checkpoint *ck;
   g3_vision *v;
   float *pixels, *out, *embeds;
+  float *out_f32, *embeds_f32; /* the f32 results, for the bf16 NMSE */
   int runs;
 } bench_ctx;
 
@@ -332,6 +333,33 @@ static void print_tables(const prec_figs f[2], const torch_figs *tf) {
            "%.4f / %.4f s\n", p ? "bf16" : "f32", f[p].total.min, f[p].total.med, f[p].tail.min, f[p].tail.med);
 }
 
+static int keep_f32(bench_ctx *c) {
+  size_t no = (size_t)N_PATCHES * HIDDEN, ne = (size_t)MM_TOKENS * TEXT_HIDDEN;
+  c->out_f32 = malloc(no * sizeof(float));
+  c->embeds_f32 = malloc(ne * sizeof(float));
+  if (!c->out_f32 || !c->embeds_f32) return sc_error_setc(SC_ERR_NOMEM, "bench: out of memory");
+  memcpy(c->out_f32, c->out, no * sizeof(float));
+  memcpy(c->embeds_f32, c->embeds, ne * sizeof(float));
+  return 0;
+}
+
+static double nmse(const float *a, const float *ref, size_t n) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < n; i++) {
+    double d = (double)a[i] - ref[i];
+    num += d * d;
+    den += (double)ref[i] * ref[i];
+  }
+  return den > 0 ? num / den : 0;
+}
+
+/* How far bf16 lands from f32 at these widths (random weights). */
+static void print_nmse(const bench_ctx *c) {
+  printf("bf16 vs f32 NMSE at these widths: vision_out %.3g, image_embeds %.3g\n",
+         nmse(c->out, c->out_f32, (size_t)N_PATCHES * HIDDEN),
+         nmse(c->embeds, c->embeds_f32, (size_t)MM_TOKENS * TEXT_HIDDEN));
+}
+
 /* ==== Main =============================================================== */
 
 static int setup(bench_ctx *c, const char *dir) {
@@ -376,7 +404,9 @@ int main(int argc, char **argv) {
   int rc = setup(&c, dir);
   rmdir(dir);
   if (!rc) rc = bench_precision(&c, SC_PRECISION_F32, &f[0]);
+  if (!rc) rc = keep_f32(&c);
   if (!rc) rc = bench_precision(&c, SC_PRECISION_BF16, &f[1]);
+  if (!rc) print_nmse(&c);
   if (!rc) {
     sc_gemm *g = NULL;
     if (!sc_gemm_create(&g, SC_GEMM_BACKEND_AUTO, 0)) printf("bf16 GEMM backend: %s\n", sc_gemm_describe(g));
@@ -393,5 +423,7 @@ int main(int argc, char **argv) {
   free(c.pixels);
   free(c.out);
   free(c.embeds);
+  free(c.out_f32);
+  free(c.embeds_f32);
   return rc ? 1 : 0;
 }
