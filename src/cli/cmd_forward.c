@@ -218,6 +218,7 @@ static int run_vision(const fwd_args *a, const g3_model *m, fwd_out *o) {
   g3_vision *v = NULL;
   int rc = g3_vision_load(&v, m->ckpt, &m->cfg, a->model);
   if (!rc) {
+    v->precision = m->precision; /* --precision covers the tower and projector too */
     o->pixels = malloc(g3_vision_pixels_floats(v) * sizeof(float));
     o->image_tokens = malloc(g3_vision_embeds_floats(v) * sizeof(float));
     if (!o->pixels || !o->image_tokens) rc = sc_error_setc(SC_ERR_NOMEM, "forward: out of memory");

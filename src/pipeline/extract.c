@@ -273,6 +273,7 @@ static int load_model(ex_run *r) {
   free(tp);
   if (!rc) {
     r->m->precision = r->cfg->extract.precision == SC_CONFIG_BF16 ? SC_PRECISION_BF16 : SC_PRECISION_F32;
+    r->v->precision = r->m->precision;
     g3_gen_opts_init(&r->gen, r->m);
     r->gen.max_new_tokens = (int)r->cfg->extract.max_new_tokens;
     r->gen.feed_last = 1;
