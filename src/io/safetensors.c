@@ -53,7 +53,7 @@ static char *dup_str(const char *s) {
 static int oom(const char *path) { return sc_error_setc(SC_ERR_NOMEM, "%s: out of memory", path); }
 
 /* "[2,3]" into buf (truncated to cap). */
-static void fmt_shape(char *buf, size_t cap, int n, const int64_t *shape) {
+void st_shape_str(char *buf, size_t cap, int n, const int64_t *shape) {
   size_t k = (size_t)snprintf(buf, cap, "[");
   for (int i = 0; i < n && k < cap; i++)
     k += (size_t)snprintf(buf + k, cap - k, "%s%" PRId64, i ? "," : "", shape[i]);
@@ -139,7 +139,7 @@ static int parse_shape(const st_file *f, const char *name, const sc_json *node, 
   t->n_elements = shape_elements(n, t->shape);
   if (t->n_elements < 0) {
     char s[256];
-    fmt_shape(s, sizeof s, n, t->shape);
+    st_shape_str(s, sizeof s, n, t->shape);
     return sc_error_set("%s: tensor '%s' has shape %s whose element count overflows", f->path, name, s);
   }
   return 0;
@@ -167,7 +167,7 @@ static int check_extent(const st_file *f, st_entry *e, size_t data_len) {
                         ") outside the data section (%zu bytes)",
                         f->path, t->name, e->begin, e->end, data_len);
   int64_t want = elements_bytes(t->n_elements, t->dtype);
-  fmt_shape(s, sizeof s, t->n_dims, t->shape);
+  st_shape_str(s, sizeof s, t->n_dims, t->shape);
   if (want < 0)
     return sc_error_set("%s: tensor '%s' has shape %s whose byte size overflows", f->path, t->name, s);
   if (want != e->end - e->begin)
@@ -678,7 +678,7 @@ static int check_tensor_args(const st_writer *w, const char *name, sc_dtype dtyp
       return sc_error_setc(SC_ERR_ARG, "safetensors writer: tensor '%s' has dim %d = %" PRId64 " out of range",
                            name, i, shape[i]);
   char s[256];
-  fmt_shape(s, sizeof s, n_dims, shape);
+  st_shape_str(s, sizeof s, n_dims, shape);
   int64_t want = elements_bytes(shape_elements(n_dims, shape), dtype);
   if (want < 0 || (uint64_t)want != nbytes)
     return sc_error_setc(SC_ERR_ARG, "safetensors writer: tensor '%s' has shape %s as %s but %zu bytes were given",

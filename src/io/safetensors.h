@@ -47,6 +47,10 @@ typedef struct st_tensor {
 
 typedef struct st_file st_file;
 
+/* Writes a shape as "[a,b,c]" ("[]" for a scalar) into buf, truncated to
+ * cap bytes; the one spelling every shape message uses. */
+void st_shape_str(char *buf, size_t cap, int n_dims, const int64_t *shape);
+
 /* Opens and validates one .safetensors file. */
 int st_file_open(st_file **out, const char *path);
 /* Validates bytes already in memory (borrowed; must outlive *out). `name` is

@@ -62,13 +62,6 @@ static const char *shard_path(const g3_model *m, const st_tensor *t) {
   return st_file_path(st_checkpoint_file(m->ckpt, t->shard));
 }
 
-static void shape_str(char *buf, size_t n, int n_dims, const int64_t *shape) {
-  size_t at = (size_t)snprintf(buf, n, "[");
-  for (int i = 0; i < n_dims && at < n; i++)
-    at += (size_t)snprintf(buf + at, n - at, "%s%lld", i ? "," : "", (long long)shape[i]);
-  if (at < n) snprintf(buf + at, n - at, "]");
-}
-
 /* Finds `name` and checks its dtype and shape [rows] (cols == 0) or
  * [rows, cols]. */
 static int find_checked(const g3_model *m, const char *dir, const char *name, int64_t rows,
@@ -82,8 +75,8 @@ static int find_checked(const g3_model *m, const char *dir, const char *name, in
   int n_dims = cols ? 2 : 1;
   if (t->n_dims != n_dims || t->shape[0] != rows || (cols && t->shape[1] != cols)) {
     char got[128], exp[64];
-    shape_str(got, sizeof got, t->n_dims, t->shape);
-    shape_str(exp, sizeof exp, n_dims, want);
+    st_shape_str(got, sizeof got, t->n_dims, t->shape);
+    st_shape_str(exp, sizeof exp, n_dims, want);
     return sc_error_setc(SC_ERR_FORMAT, "%s: tensor '%s' has shape %s, expected %s",
                          shard_path(m, t), name, got, exp);
   }

@@ -33,13 +33,6 @@ static const char *shard_path(const loader *l, const st_tensor *t) {
   return st_file_path(st_checkpoint_file(l->ck, t->shard));
 }
 
-static void shape_str(char *buf, size_t n, int n_dims, const int64_t *shape) {
-  size_t at = (size_t)snprintf(buf, n, "[");
-  for (int i = 0; i < n_dims && at < n; i++)
-    at += (size_t)snprintf(buf + at, n - at, "%s%lld", i ? "," : "", (long long)shape[i]);
-  if (at < n) snprintf(buf + at, n - at, "]");
-}
-
 /* Finds prefix+name and checks its dtype and shape want[n_dims]. */
 static int find_checked(const loader *l, const char *prefix, const char *name, int n_dims,
                         const int64_t *want, const st_tensor **out) {
@@ -54,8 +47,8 @@ static int find_checked(const loader *l, const char *prefix, const char *name, i
   for (int i = 0; ok && i < n_dims; i++) ok = t->shape[i] == want[i];
   if (!ok) {
     char got[160], exp[160];
-    shape_str(got, sizeof got, t->n_dims, t->shape);
-    shape_str(exp, sizeof exp, n_dims, want);
+    st_shape_str(got, sizeof got, t->n_dims, t->shape);
+    st_shape_str(exp, sizeof exp, n_dims, want);
     return sc_error_setc(SC_ERR_FORMAT, "%s: tensor '%s' has shape %s, expected %s",
                          shard_path(l, t), full, got, exp);
   }
