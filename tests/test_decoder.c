@@ -62,43 +62,10 @@ typedef struct fixture {
   char *m9_f32;  /* seed 9, new prefix, F32, 3 layers */
   char *m10_f32; /* seed 10, old prefix, F32, 4 layers */
   char *ids;     /* N_IDS ids, one line */
-  char *mutate;  /* python helper that edits a checkpoint */
   int32_t id[N_IDS];
 } fixture;
 
 static fixture F;
-
-/* drop NAME | add NAME d0,d1 : rewrites the shard and the index. */
-static const char *MUTATE_PY =
-    "import json, os, sys\n"
-    "import numpy as np\n"
-    "sys.path.insert(0, sys.argv[1])\n"
-    "from st_numpy import SafeTensorsFile, save_file\n"
-    "d, op, name = sys.argv[2:5]\n"
-    "ip = os.path.join(d, 'model.safetensors.index.json')\n"
-    "idx = json.load(open(ip))\n"
-    "wm = idx['weight_map']\n"
-    "shard = wm.get(name) or sorted(set(wm.values()))[-1]\n"
-    "p = os.path.join(d, shard)\n"
-    "f = SafeTensorsFile(p)\n"
-    "t = {k: f.get(k, widen=True) for k in f.keys()}\n"
-    "dt = {k: f.dtype(k) for k in f.keys()}\n"
-    "if op == 'drop':\n"
-    "    del t[name]; del wm[name]\n"
-    "else:\n"
-    "    t[name] = np.zeros([int(x) for x in sys.argv[5].split(',')], np.float32)\n"
-    "    dt[name] = 'BF16'; wm[name] = shard\n"
-    "save_file(t, p + '.new', dtypes=dt, metadata={'format': 'pt'})\n"
-    "os.replace(p + '.new', p)\n"
-    "json.dump(idx, open(ip + '.new', 'w')); os.replace(ip + '.new', ip)\n";
-
-static void write_model(const char *dir, const char *args) {
-  char *err = NULL;
-  int rc = tu_run(NULL, &err, "'%s' -q tiny-model '%s' --tokenizer '%s' %s", tu_bin(), dir, F.tok, args);
-  if (rc) print_error("tiny-model %s: %s\n", args, err);
-  assert_int_equal(rc, 0);
-  free(err);
-}
 
 static int setup(void **state) {
   (void)state;
@@ -107,11 +74,11 @@ static int setup(void **state) {
   F.m7_old = tu_join(F.root, "m7_old");
   F.m8_new = tu_join(F.root, "m8_new");
   F.m9_f32 = tu_join(F.root, "m9_f32");
-  write_model(F.m7_old, "--seed 7 --prefix old");
-  write_model(F.m8_new, "--seed 8 --prefix new --layers 5");
-  write_model(F.m9_f32, "--seed 9 --prefix new --layers 3 --dtype f32");
+  tu_tiny_model(F.m7_old, "--seed 7 --prefix old");
+  tu_tiny_model(F.m8_new, "--seed 8 --prefix new --layers 5");
+  tu_tiny_model(F.m9_f32, "--seed 9 --prefix new --layers 3 --dtype f32");
   F.m10_f32 = tu_join(F.root, "m10_f32");
-  write_model(F.m10_f32, "--seed 10 --prefix old --dtype f32");
+  tu_tiny_model(F.m10_f32, "--seed 10 --prefix old --dtype f32");
   /* Pseudo-random real token ids (< 262144: no image placeholder). */
   sc_rng r;
   sc_rng_seed(&r, 42);
@@ -123,8 +90,6 @@ static int setup(void **state) {
   }
   F.ids = tu_join(F.root, "ids.txt");
   tu_write_str(F.ids, line);
-  F.mutate = tu_join(F.root, "mutate.py");
-  tu_write_str(F.mutate, MUTATE_PY);
   return 0;
 }
 
@@ -138,7 +103,6 @@ static int teardown(void **state) {
   free(F.m9_f32);
   free(F.m10_f32);
   free(F.ids);
-  free(F.mutate);
   return 0;
 }
 
@@ -916,14 +880,6 @@ static char *copy_model(const char *tag) {
   return dir;
 }
 
-static void mutate(const char *dir, const char *args) {
-  char *err = NULL;
-  int rc = tu_run(NULL, &err, "/usr/bin/python3 '%s' '%s/tests/reference' '%s' %s", F.mutate, tu_src(), dir, args);
-  if (rc) print_error("mutate %s: %s\n", args, err);
-  assert_int_equal(rc, 0);
-  free(err);
-}
-
 /* Runs forward on dir and checks the one-line error. */
 static void expect_forward_error(const char *dir, const char *ids, const char *n1, const char *n2) {
   char *err = NULL, *dump = tu_join(F.root, "never.st");
@@ -937,7 +893,7 @@ static void expect_forward_error(const char *dir, const char *ids, const char *n
 static void test_bad_missing_tensor(void **state) {
   (void)state;
   char *dir = copy_model("bad_missing");
-  mutate(dir, "drop language_model.model.layers.2.mlp.up_proj.weight");
+  tu_mutate_checkpoint(dir, "drop language_model.model.layers.2.mlp.up_proj.weight");
   expect_forward_error(dir, F.ids, "tensor 'language_model.model.layers.2.mlp.up_proj.weight' is missing",
                        dir);
   free(dir);
@@ -961,7 +917,7 @@ static void test_bad_config_shape(void **state) {
 static void test_bad_unknown_tensor(void **state) {
   (void)state;
   char *dir = copy_model("bad_unknown");
-  mutate(dir, "add language_model.model.layers.1.self_attn.q_proj.bias 128");
+  tu_mutate_checkpoint(dir, "add language_model.model.layers.1.self_attn.q_proj.bias 128");
   expect_forward_error(dir, F.ids, "model-00002-of-00002.safetensors: unknown tensor "
                        "'language_model.model.layers.1.self_attn.q_proj.bias' under the text prefix",
                        NULL);

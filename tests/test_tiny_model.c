@@ -37,15 +37,6 @@ typedef struct fixture {
 
 static fixture F;
 
-static void write_model(const char *dir, const char *args) {
-  char *err = NULL;
-  int rc = tu_run(NULL, &err, "'%s' tiny-model '%s' --tokenizer '%s' %s", tu_bin(), dir, F.tok,
-                  args);
-  if (rc != 0) print_error("tiny-model %s failed (%d): %s\n", args, rc, err);
-  assert_int_equal(rc, 0);
-  free(err);
-}
-
 static int setup(void **state) {
   (void)state;
   F.root = tu_tmpdir("tiny_model");
@@ -54,10 +45,10 @@ static int setup(void **state) {
   F.old_b = tu_join(F.root, "old_b");
   F.old_c = tu_join(F.root, "old_c");
   F.neu = tu_join(F.root, "new");
-  write_model(F.old_a, "--seed 7");
-  write_model(F.old_b, "--seed 7 --prefix old --layers 4");
-  write_model(F.old_c, "--seed 8");
-  write_model(F.neu, "--seed 7 --prefix new --layers 3");
+  tu_tiny_model(F.old_a, "--seed 7");
+  tu_tiny_model(F.old_b, "--seed 7 --prefix old --layers 4");
+  tu_tiny_model(F.old_c, "--seed 8");
+  tu_tiny_model(F.neu, "--seed 7 --prefix new --layers 3");
   return 0;
 }
 

@@ -46,44 +46,11 @@ typedef struct fixture {
   char *m8_new; /* seed 8, new prefix, BF16, 5 layers */
   char *m9_f32; /* seed 9, new prefix, F32, 3 layers */
   char *img;    /* 70x50 RGB PNG (resized up/down to 64x64) */
-  char *mutate; /* python helper that edits a checkpoint */
 } fixture;
 
 static fixture F;
 
 static const char *PROMPT = "Describe this image in detail please, with many words.";
-
-/* drop NAME | set NAME d0,d1,.. (zeros, BF16; replaces or adds) */
-static const char *MUTATE_PY =
-    "import json, os, sys\n"
-    "import numpy as np\n"
-    "sys.path.insert(0, sys.argv[1])\n"
-    "from st_numpy import SafeTensorsFile, save_file\n"
-    "d, op, name = sys.argv[2:5]\n"
-    "ip = os.path.join(d, 'model.safetensors.index.json')\n"
-    "idx = json.load(open(ip))\n"
-    "wm = idx['weight_map']\n"
-    "shard = wm.get(name) or sorted(set(wm.values()))[-1]\n"
-    "p = os.path.join(d, shard)\n"
-    "f = SafeTensorsFile(p)\n"
-    "t = {k: f.get(k, widen=True) for k in f.keys()}\n"
-    "dt = {k: f.dtype(k) for k in f.keys()}\n"
-    "if op == 'drop':\n"
-    "    del t[name]; del wm[name]\n"
-    "else:\n"
-    "    t[name] = np.zeros([int(x) for x in sys.argv[5].split(',')], np.float32)\n"
-    "    dt[name] = 'BF16'; wm[name] = shard\n"
-    "save_file(t, p + '.new', dtypes=dt, metadata={'format': 'pt'})\n"
-    "os.replace(p + '.new', p)\n"
-    "json.dump(idx, open(ip + '.new', 'w')); os.replace(ip + '.new', ip)\n";
-
-static void write_model(const char *dir, const char *args) {
-  char *err = NULL;
-  int rc = tu_run(NULL, &err, "'%s' -q tiny-model '%s' --tokenizer '%s' %s", tu_bin(), dir, F.tok, args);
-  if (rc) print_error("tiny-model %s: %s\n", args, err);
-  assert_int_equal(rc, 0);
-  free(err);
-}
 
 static int setup(void **state) {
   (void)state;
@@ -92,9 +59,9 @@ static int setup(void **state) {
   F.m7_old = tu_join(F.root, "m7_old");
   F.m8_new = tu_join(F.root, "m8_new");
   F.m9_f32 = tu_join(F.root, "m9_f32");
-  write_model(F.m7_old, "--seed 7 --prefix old");
-  write_model(F.m8_new, "--seed 8 --prefix new --layers 5");
-  write_model(F.m9_f32, "--seed 9 --prefix new --layers 3 --dtype f32");
+  tu_tiny_model(F.m7_old, "--seed 7 --prefix old");
+  tu_tiny_model(F.m8_new, "--seed 8 --prefix new --layers 5");
+  tu_tiny_model(F.m9_f32, "--seed 9 --prefix new --layers 3 --dtype f32");
   F.img = tu_join(F.root, "img.png");
   int rc = tu_run(NULL, NULL,
                   "/usr/bin/python3 -c \"import numpy as np; from PIL import Image; "
@@ -102,8 +69,6 @@ static int setup(void **state) {
                   "Image.fromarray((r.random((50, 70, 3)) * 255).astype(np.uint8)).save('%s')\"",
                   F.img);
   assert_int_equal(rc, 0);
-  F.mutate = tu_join(F.root, "mutate.py");
-  tu_write_str(F.mutate, MUTATE_PY);
   return 0;
 }
 
@@ -116,7 +81,6 @@ static int teardown(void **state) {
   free(F.m8_new);
   free(F.m9_f32);
   free(F.img);
-  free(F.mutate);
   return 0;
 }
 
@@ -587,12 +551,8 @@ static void test_forward_image_bad_ids(void **state) {
 /* A copy of the seed-7 model with one mutation applied. */
 static char *mutated(const char *name, const char *args) {
   char *dir = tu_join(F.root, name);
-  char *err = NULL;
-  int rc = tu_run(NULL, &err, "rm -rf '%s' && cp -r '%s' '%s' && /usr/bin/python3 '%s' '%s/tests/reference' '%s' %s",
-                  dir, F.m7_old, dir, F.mutate, tu_src(), dir, args);
-  if (rc) print_error("mutate: %s\n", err);
-  assert_int_equal(rc, 0);
-  free(err);
+  assert_int_equal(tu_run(NULL, NULL, "rm -rf '%s' && cp -r '%s' '%s'", dir, F.m7_old, dir), 0);
+  tu_mutate_checkpoint(dir, args);
   return dir;
 }
 

@@ -154,3 +154,22 @@ static int walk(const char *dir, int want_tmp) {
 
 int tu_has_tmp_files(const char *dir) { return walk(dir, 1) > 0; }
 int tu_count_files(const char *dir) { return walk(dir, 0); }
+
+void tu_tiny_model(const char *dir, const char *args) {
+  char *tok = tu_tokenizer_json(), *err = NULL;
+  int rc = tu_run(NULL, &err, "'%s' -q tiny-model '%s' --tokenizer '%s' %s", tu_bin(), dir, tok,
+                  args);
+  if (rc) print_error("tiny-model %s failed (%d): %s\n", args, rc, err);
+  assert_int_equal(rc, 0);
+  free(err);
+  free(tok);
+}
+
+void tu_mutate_checkpoint(const char *dir, const char *args) {
+  char *script = tu_src_path("tests/reference/st_mutate.py"), *err = NULL;
+  int rc = tu_run(NULL, &err, "/usr/bin/python3 '%s' '%s' %s", script, dir, args);
+  if (rc) print_error("st_mutate %s: %s\n", args, err);
+  assert_int_equal(rc, 0);
+  free(err);
+  free(script);
+}

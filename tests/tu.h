@@ -17,6 +17,13 @@ char *tu_src_path(const char *rel);
 /* Path of the real Gemma 3 tokenizer.json (deps/npm), malloc'd. */
 char *tu_tokenizer_json(void);
 
+/* Writes a tiny random checkpoint: `saecap -q tiny-model DIR --tokenizer
+ * <deps tokenizer.json> ARGS`; fails the test if it does not succeed. */
+void tu_tiny_model(const char *dir, const char *args);
+/* Edits checkpoint DIR with tests/reference/st_mutate.py ("drop NAME" or
+ * "set NAME d0,d1"); fails the test if it does not succeed. */
+void tu_mutate_checkpoint(const char *dir, const char *args);
+
 /* Creates a fresh, empty scratch folder <SAECAP_TMP>/<name>.<pid> and
  * returns its malloc'd path. */
 char *tu_tmpdir(const char *name);
