@@ -46,6 +46,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_common.h"
 #include "base/error.h"
 #include "base/fs.h"
 #include "io/safetensors.h"
@@ -76,27 +77,6 @@ static const char CONFIG_JSON[] =
     " \"layer_types\": [\"sliding_attention\", \"full_attention\"],\n"
     " \"rope_theta\": 1000000.0, \"rope_local_base_freq\": 10000.0,\n"
     " \"rope_scaling\": {\"rope_type\": \"linear\", \"factor\": 8.0}}\n";
-
-typedef struct stat2 {
-  double min, med;
-} stat2;
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-/* Best and median of t[0..n) (sorts t). */
-static stat2 summarize(double *t, int n) {
-  qsort(t, (size_t)n, sizeof *t, cmp_double);
-  return (stat2){t[0], n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2])};
-}
 
 /* ==== The checkpoint ==================================================== */
 
@@ -202,50 +182,50 @@ __attribute__((target("avx2"))) static uint64_t read_range(const uint64_t *buf, 
 }
 
 /* Read bandwidth in GB/s over BW_BYTES (32x the L3), all threads. */
-static stat2 bench_read_bw(int runs) {
+static bench_stat bench_read_bw(int runs) {
   size_t n = BW_BYTES / 8;
   uint64_t *buf = malloc(BW_BYTES), sink = 0;
   double t[MAX_RUNS];
   if (!buf || !__builtin_cpu_supports("avx2")) {
     free(buf);
-    return (stat2){0, 0};
+    return (bench_stat){0, 0};
   }
   for (size_t i = 0; i < n; i++) buf[i] = i;
   for (int r = 0; r < runs; r++) {
-    double t0 = now_s();
+    double t0 = bench_now();
 #pragma omp parallel reduction(^ : sink)
     {
       size_t nt = (size_t)omp_get_num_threads(), k = (size_t)omp_get_thread_num();
       sink ^= read_range(buf, n * k / nt, n * (k + 1) / nt);
     }
-    t[r] = now_s() - t0;
+    t[r] = bench_now() - t0;
   }
   free(buf);
   if (sink == 42) puts("");
-  stat2 s = summarize(t, runs);
-  return (stat2){BW_BYTES / s.min * 1e-9, BW_BYTES / s.med * 1e-9};
+  bench_stat s = bench_summarize(t, runs);
+  return (bench_stat){BW_BYTES / s.min * 1e-9, BW_BYTES / s.med * 1e-9};
 }
 
 /* OpenBLAS sgemm GFLOP/s on the gate/up shape, f32 weights [N, K]. */
-static stat2 bench_sgemm(int runs) {
+static bench_stat bench_sgemm(int runs) {
   const int M = T_PREFILL, N = FF, K = HIDDEN;
   float *x = malloc((size_t)M * K * 4), *w = malloc((size_t)N * K * 4), *y = malloc((size_t)M * N * 4);
   double t[MAX_RUNS];
   if (!x || !w || !y) {
     free(x), free(w), free(y);
-    return (stat2){0, 0};
+    return (bench_stat){0, 0};
   }
   for (size_t i = 0; i < (size_t)M * K; i++) x[i] = (float)(i % 13) * 0.01f;
   for (size_t i = 0; i < (size_t)N * K; i++) w[i] = (float)(i % 7) * 0.01f;
   for (int r = 0; r <= runs; r++) { /* run 0 warms up */
-    double t0 = now_s();
+    double t0 = bench_now();
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x, K, w, K, 0.0f, y, N);
-    if (r) t[r - 1] = now_s() - t0;
+    if (r) t[r - 1] = bench_now() - t0;
   }
   free(x), free(w), free(y);
-  stat2 s = summarize(t, runs);
+  bench_stat s = bench_summarize(t, runs);
   double flop = 2.0 * M * N * K;
-  return (stat2){flop / s.min * 1e-9, flop / s.med * 1e-9};
+  return (bench_stat){flop / s.min * 1e-9, flop / s.med * 1e-9};
 }
 
 /* ==== The decoder ======================================================== */
@@ -257,7 +237,7 @@ typedef struct stamps {
 
 static int stamp(void *user, int layer, float *resid, const int32_t *pos, int64_t n, int hidden) {
   (void)resid, (void)pos, (void)n, (void)hidden;
-  ((stamps *)user)->t[layer] = now_s();
+  ((stamps *)user)->t[layer] = bench_now();
   return 0;
 }
 
@@ -279,18 +259,18 @@ static int timed_forward(bench_ctx *c, const int32_t *ids, int64_t n, int with_l
   slots[N_LAYERS - 1] = c->resid;
   g3_forward_io io = {.ids = ids, .n = n, .resid_post = slots, .edit = stamp, .edit_user = &st};
   if (with_logits) io.logits = c->logits, io.logits_last = 1;
-  double t0 = now_s();
+  double t0 = bench_now();
   int rc = g3_forward(c->m, c->s, &io);
-  double t1 = now_s();
+  double t1 = bench_now();
   for (int l = 0; l < N_LAYERS; l++) dt[l] = st.t[l] - (l ? st.t[l - 1] : t0);
   *total = t1 - t0;
   return rc;
 }
 
 typedef struct layer_figs {
-  stat2 prefill[N_LAYERS]; /* seconds */
-  stat2 decode[N_LAYERS];  /* seconds per token */
-  stat2 step;              /* a whole decode step with the LM head */
+  bench_stat prefill[N_LAYERS]; /* seconds */
+  bench_stat decode[N_LAYERS];  /* seconds per token */
+  bench_stat step;              /* a whole decode step with the LM head */
 } layer_figs;
 
 /* runs x (reset, prefill T, N_DECODE decode steps); the last step of each
@@ -313,10 +293,10 @@ static int bench_precision(bench_ctx *c, sc_precision p, layer_figs *f) {
     }
   }
   for (int l = 0; !rc && l < N_LAYERS; l++) {
-    f->prefill[l] = summarize(pre[l], c->runs);
-    f->decode[l] = summarize(dec[l], nd);
+    f->prefill[l] = bench_summarize(pre[l], c->runs);
+    f->decode[l] = bench_summarize(dec[l], nd);
   }
-  if (!rc) f->step = summarize(step, c->runs);
+  if (!rc) f->step = bench_summarize(step, c->runs);
   return rc;
 }
 
@@ -334,12 +314,12 @@ static double prefill_flop(int T) {
   return 2.0 * T * layer_params() + 4.0 * HEADS * HEAD_DIM * (double)T * (T + 1) / 2.0;
 }
 
-static void print_prefill(const char *who, int T, stat2 s) {
+static void print_prefill(const char *who, int T, bench_stat s) {
   printf("  %-22s %4d  %8.1f / %8.1f   %7.1f / %7.1f\n", who, T, T / s.min, T / s.med,
          prefill_flop(T) / s.min * 1e-9, prefill_flop(T) / s.med * 1e-9);
 }
 
-static void print_decode(const char *who, stat2 s, double read_gbs) {
+static void print_decode(const char *who, bench_stat s, double read_gbs) {
   double bytes = 2.0 * layer_params(), bw = bytes / s.min * 1e-9;
   printf("  %-22s %8.2f / %8.2f   %6.2f / %6.2f   %4.0f%%\n", who, 1.0 / s.min, 1.0 / s.med, bw,
          bytes / s.med * 1e-9, read_gbs > 0 ? 100.0 * bw / read_gbs : 0.0);
@@ -348,7 +328,7 @@ static void print_decode(const char *who, stat2 s, double read_gbs) {
 /* The torch script's figures: [dtype][0 prefill, 1 decode], with prefill's T. */
 typedef struct torch_figs {
   int ok, T[2];
-  stat2 s[2][2];
+  bench_stat s[2][2];
 } torch_figs;
 
 static void run_torch(int threads, int runs, torch_figs *tf) {
@@ -364,7 +344,7 @@ static void run_torch(int threads, int runs, torch_figs *tf) {
     double mn, md;
     if (sscanf(line, "%7s %15s %d %lf %lf", dt, kind, &T, &mn, &md) != 5) continue;
     int d = !strcmp(dt, "bf16"), k = !strcmp(kind, "decode");
-    tf->s[d][k] = (stat2){mn, md};
+    tf->s[d][k] = (bench_stat){mn, md};
     if (!k) tf->T[d] = T;
     tf->ok = 1;
   }
@@ -406,7 +386,7 @@ static void remove_checkpoint(const char *dir) {
   rmdir(dir);
 }
 
-static void print_tables(const layer_figs f[2], const torch_figs *tf, stat2 bw) {
+static void print_tables(const layer_figs f[2], const torch_figs *tf, bench_stat bw) {
   static const char *kinds[N_LAYERS] = {"sliding", "global"};
   char who[64];
   printf("\nprefill, per layer (best / median)    T    tokens/s (best / med)   GFLOP/s (best / med)\n");
@@ -434,9 +414,9 @@ static void print_tables(const layer_figs f[2], const torch_figs *tf, stat2 bw) 
 }
 
 static int setup(bench_ctx *c, const char *dir) {
-  double t0 = now_s();
+  double t0 = bench_now();
   int rc = write_checkpoint(dir);
-  if (!rc) printf("checkpoint: 2 layers, 4B widths, bf16, written in %.1f s\n", now_s() - t0);
+  if (!rc) printf("checkpoint: 2 layers, 4B widths, bf16, written in %.1f s\n", bench_now() - t0);
   if (!rc) rc = g3_model_load(&c->m, dir);
   if (!rc) rc = g3_state_create(&c->s, c->m, T_PREFILL + N_DECODE);
   for (int i = 0; i < T_PREFILL + N_DECODE; i++) c->ids[i] = i ? (int32_t)((i * 7919) % 262144) : 2;
@@ -460,7 +440,7 @@ int main(int argc, char **argv) {
   const char *wait = getenv("OMP_WAIT_POLICY");
   printf("bench_decoder: %d threads, %d runs, OMP_WAIT_POLICY=%s; load average at start: %s\n", threads,
          c.runs, wait ? wait : "(unset)", load);
-  stat2 bw = bench_read_bw(c.runs), sg = bench_sgemm(c.runs);
+  bench_stat bw = bench_read_bw(c.runs), sg = bench_sgemm(c.runs);
   printf("memory read bandwidth: %.1f / %.1f GB/s (best / median, %zu MiB)\n", bw.min, bw.med, BW_BYTES >> 20);
   printf("OpenBLAS sgemm peak (M %d, N %d, K %d, f32): %.1f / %.1f GFLOP/s\n", T_PREFILL, FF, HIDDEN, sg.min, sg.med);
   const char *tmp = getenv("TMPDIR");

