@@ -14,13 +14,20 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 
 # Packages the build, the tests and the fuzzers need (DESIGN.md, Dependencies).
+# python3-scipy: statistics references in tests/reference; fonts-dejavu-core:
+# Latin and Arabic glyphs for the plots (pango) and the report (Chromium);
+# chromium: the report's browser test; slurm-wlm + munge: the SLURM test
+# brings up a one-node cluster from them.
 pkgs=(
   build-essential cmake pkg-config git ca-certificates
   clang llvm libclang-rt-14-dev
   libopenblas-dev libdnnl-dev libcjson-dev libyaml-dev
   libpng-dev libjpeg-dev libgsl-dev liblinear-dev
   libcairo2-dev libpango1.0-dev libcmocka-dev libutf8proc-dev
-  python3 python3-numpy python3-pil
+  python3 python3-numpy python3-pil python3-scipy
+  fonts-dejavu-core fontconfig
+  chromium chromium-driver
+  slurm-wlm munge
 )
 # Packages only the benchmarks' reference scripts need (bench/reference/).
 bench_pkgs=(python3-torch)

@@ -23,6 +23,57 @@
  *   extract.precision   f32 | bf16              f32           decoder precision (decoder.h)
  *   extract.default_prompt_en string   "Describe this image in one sentence."  empty rows
  *   extract.default_prompt_ar string   "صف هذه الصورة في جملة واحدة."          empty rows
+ *   train.layers        all | list of integers  all           layers to train an SAE for
+ *   train.languages     list of en | ar         [en, ar]      rows that train one shared SAE
+ *   train.per_language  boolean                 false         one SAE per language instead
+ *   train.segments      list of image | prompt | caption  [image, prompt, caption]  rows used
+ *   train.architecture  topk | batchtopk | relu topk
+ *   train.d_sae         integer [1, 2^24]       16384         latents
+ *   train.k             integer [1, 4096]       64            active latents (topk, batchtopk)
+ *   train.l1_coefficient number [0, 1e6]        1             relu: L1 x decoder-norm weight
+ *   train.lr            number [0, 1]           0             0: 2e-4 / sqrt(d_sae / 2^14)
+ *   train.batch_size    integer [1, 2^20]       4096          rows per step
+ *   train.steps         integer [1, 2^40]       10000         optimiser steps
+ *   train.warmup_steps  integer [0, 2^40]       1000          linear learning-rate warm-up
+ *   train.shuffle_buffer integer [1, 2^32]      262144        rows mixed before batching
+ *   train.checkpoint_every integer [0, 2^40]    500           steps between resumable states
+ *   train.precision     f32 | bf16              f32           encoder GEMM precision
+ *   train.eval_split    train | val | test | all  val         rows sae-eval measures
+ *   train.eval_max_rows integer [0, 2^40]       0             0: every row of the split
+ *   train.ce_loss       boolean                 true          sae-eval: CE loss recovered (runs the model)
+ *   analyze.layers      all | list of integers  all           layers analysed
+ *   analyze.segments    list of caption | image | prompt  [caption]  pooled segments; first is primary
+ *   analyze.bootstrap   integer [1, 10^6]       1000          bootstrap resamples (CIs)
+ *   analyze.permutations integer [1, 10^6]      1000          label permutations (nulls)
+ *   analyze.folds       integer [2, 100]        5             probe CV folds, grouped by image
+ *   analyze.probe_c     number [1e-6, 1e6]      1             LIBLINEAR inverse regularisation
+ *   analyze.fdr         number [0, 1]           0.05          Benjamini-Hochberg level
+ *   analyze.top_k       integer [1, 2^20]       20            top gender features per language
+ *   analyze.min_per_label integer [1, 2^20]     5             fewer of a label: the test is skipped
+ *   analyze.exclude_leaky_prompts boolean       true          drop rows whose prompt names a gender
+ *   analyze.card_examples integer [0, 1000]     5             top samples per feature card
+ *   analyze.ci          number [0.5, 0.9999]    0.95          confidence level of every CI
+ *   steer.layers        all | list of integers  all           layers steered (one SAE each)
+ *   steer.languages     list of en | ar         [en, ar]
+ *   steer.k             list of integers        [10, 50, 100] targeted feature-set sizes
+ *   steer.mode          ablate | scale:A | clamp:V | add:C   ablate   the edit
+ *   steer.random_controls integer [0, 10^4]     25            random feature sets per condition
+ *   steer.split         train | val | test | all  test        images captioned
+ *   steer.max_samples   integer [0, 2^40]       0             0: every sample of the split
+ *   steer.max_new_tokens integer [0, 2^20]      32            caption length limit
+ *   steer.bootstrap     integer [1, 10^6]       1000          bootstrap resamples
+ *   steer.permutations  integer [1, 10^6]       1000          permutation test resamples
+ *   steer.precision     f32 | bf16              f32           decoder precision
+ *   report.title        string   "saecap: gender in Gemma-3 captions, English and Arabic"
+ *   report.feature_cards integer [0, 1000]      5             cards per language and layer
+ *   slurm.partition     string                  ""            "" = the cluster's default
+ *   slurm.account       string                  ""            "" = none
+ *   slurm.time          string                  04:00:00      per job, [D-]HH:MM:SS
+ *   slurm.mem           string                  32G           per job
+ *   slurm.cpus          integer [1, 1024]       8             CPUs per task
+ *   slurm.gpus          integer [0, 64]         0             GPUs per extract/steer task
+ *   slurm.extract_shards integer [1, 10^5]      4             extract job-array size
+ *   slurm.saecap        string                  ""            binary the jobs run ("" = this one)
  *
  * A list key takes a YAML sequence ([en, ar]) or one string ("en,ar");
  * either is stored comma-joined.
@@ -66,13 +117,15 @@ typedef struct cfg_key {
   const char *dflt;            /* default as YAML text; NULL: none */
   int required;                /* sc_config_load refuses a config without it */
   double lo, hi;               /* CFG_NUMBER: allowed range, inclusive */
-  uint64_t umax;               /* CFG_UINT: largest allowed value */
+  uint64_t umax;               /* CFG_UINT: largest allowed value (lo is the smallest) */
   const char *const *choices;  /* CFG_ENUM: names, NULL-terminated; index = value */
 } cfg_key;
 
 static const char *const BAD_ROW_CHOICES[] = {"error", "skip", NULL};
 static const char *const STORE_DTYPE_CHOICES[] = {"bf16", "f32", NULL};
 static const char *const PRECISION_CHOICES[] = {"f32", "bf16", NULL};
+static const char *const ARCH_CHOICES[] = {"topk", "batchtopk", "relu", NULL};
+static const char *const SPLIT_CHOICES[] = {"train", "val", "test", "all", NULL};
 
 #define OFF(field) offsetof(sc_config, field)
 
@@ -99,6 +152,62 @@ static const cfg_key KEYS[] = {
      G3_CAPTION_PROMPT_EN, 0, 0, 0, 0, NULL},
     {"extract.default_prompt_ar", CFG_STRING, OFF(extract.default_prompt_ar), G3_CAPTION_PROMPT_AR,
      0, 0, 0, 0, NULL},
+    {"train.layers", CFG_LIST, OFF(train.layers), "all", 0, 0, 0, 0, NULL},
+    {"train.languages", CFG_LIST, OFF(train.languages), "en,ar", 0, 0, 0, 0, NULL},
+    {"train.per_language", CFG_BOOL, OFF(train.per_language), "false", 0, 0, 0, 0, NULL},
+    {"train.segments", CFG_LIST, OFF(train.segments), "image,prompt,caption", 0, 0, 0, 0, NULL},
+    {"train.architecture", CFG_ENUM, OFF(train.architecture), "topk", 0, 0, 0, 0, ARCH_CHOICES},
+    {"train.d_sae", CFG_UINT, OFF(train.d_sae), "16384", 0, 1, 0, (uint64_t)1 << 24, NULL},
+    {"train.k", CFG_UINT, OFF(train.k), "64", 0, 1, 0, 4096, NULL},
+    {"train.l1_coefficient", CFG_NUMBER, OFF(train.l1_coefficient), "1", 0, 0.0, 1e6, 0, NULL},
+    {"train.lr", CFG_NUMBER, OFF(train.lr), "0", 0, 0.0, 1.0, 0, NULL},
+    {"train.batch_size", CFG_UINT, OFF(train.batch_size), "4096", 0, 1, 0, (uint64_t)1 << 20, NULL},
+    {"train.steps", CFG_UINT, OFF(train.steps), "10000", 0, 1, 0, (uint64_t)1 << 40, NULL},
+    {"train.warmup_steps", CFG_UINT, OFF(train.warmup_steps), "1000", 0, 0, 0, (uint64_t)1 << 40, NULL},
+    {"train.shuffle_buffer", CFG_UINT, OFF(train.shuffle_buffer), "262144", 0, 1, 0, (uint64_t)1 << 32,
+     NULL},
+    {"train.checkpoint_every", CFG_UINT, OFF(train.checkpoint_every), "500", 0, 0, 0,
+     (uint64_t)1 << 40, NULL},
+    {"train.precision", CFG_ENUM, OFF(train.precision), "f32", 0, 0, 0, 0, PRECISION_CHOICES},
+    {"train.eval_split", CFG_ENUM, OFF(train.eval_split), "val", 0, 0, 0, 0, SPLIT_CHOICES},
+    {"train.eval_max_rows", CFG_UINT, OFF(train.eval_max_rows), "0", 0, 0, 0, (uint64_t)1 << 40, NULL},
+    {"train.ce_loss", CFG_BOOL, OFF(train.ce_loss), "true", 0, 0, 0, 0, NULL},
+    {"analyze.layers", CFG_LIST, OFF(analyze.layers), "all", 0, 0, 0, 0, NULL},
+    {"analyze.segments", CFG_LIST, OFF(analyze.segments), "caption", 0, 0, 0, 0, NULL},
+    {"analyze.bootstrap", CFG_UINT, OFF(analyze.bootstrap), "1000", 0, 1, 0, 1000000, NULL},
+    {"analyze.permutations", CFG_UINT, OFF(analyze.permutations), "1000", 0, 1, 0, 1000000, NULL},
+    {"analyze.folds", CFG_UINT, OFF(analyze.folds), "5", 0, 2, 0, 100, NULL},
+    {"analyze.probe_c", CFG_NUMBER, OFF(analyze.probe_c), "1", 0, 1e-6, 1e6, 0, NULL},
+    {"analyze.fdr", CFG_NUMBER, OFF(analyze.fdr), "0.05", 0, 0.0, 1.0, 0, NULL},
+    {"analyze.top_k", CFG_UINT, OFF(analyze.top_k), "20", 0, 1, 0, (uint64_t)1 << 20, NULL},
+    {"analyze.min_per_label", CFG_UINT, OFF(analyze.min_per_label), "5", 0, 1, 0, (uint64_t)1 << 20,
+     NULL},
+    {"analyze.exclude_leaky_prompts", CFG_BOOL, OFF(analyze.exclude_leaky_prompts), "true", 0, 0, 0, 0,
+     NULL},
+    {"analyze.card_examples", CFG_UINT, OFF(analyze.card_examples), "5", 0, 0, 0, 1000, NULL},
+    {"analyze.ci", CFG_NUMBER, OFF(analyze.ci), "0.95", 0, 0.5, 0.9999, 0, NULL},
+    {"steer.layers", CFG_LIST, OFF(steer.layers), "all", 0, 0, 0, 0, NULL},
+    {"steer.languages", CFG_LIST, OFF(steer.languages), "en,ar", 0, 0, 0, 0, NULL},
+    {"steer.k", CFG_LIST, OFF(steer.k), "10,50,100", 0, 0, 0, 0, NULL},
+    {"steer.mode", CFG_STRING, OFF(steer.mode), "ablate", 0, 0, 0, 0, NULL},
+    {"steer.random_controls", CFG_UINT, OFF(steer.random_controls), "25", 0, 0, 0, 10000, NULL},
+    {"steer.split", CFG_ENUM, OFF(steer.split), "test", 0, 0, 0, 0, SPLIT_CHOICES},
+    {"steer.max_samples", CFG_UINT, OFF(steer.max_samples), "0", 0, 0, 0, (uint64_t)1 << 40, NULL},
+    {"steer.max_new_tokens", CFG_UINT, OFF(steer.max_new_tokens), "32", 0, 0, 0, G3_MAX_NEW_TOKENS, NULL},
+    {"steer.bootstrap", CFG_UINT, OFF(steer.bootstrap), "1000", 0, 1, 0, 1000000, NULL},
+    {"steer.permutations", CFG_UINT, OFF(steer.permutations), "1000", 0, 1, 0, 1000000, NULL},
+    {"steer.precision", CFG_ENUM, OFF(steer.precision), "f32", 0, 0, 0, 0, PRECISION_CHOICES},
+    {"report.title", CFG_STRING, OFF(report.title),
+     "saecap: gender in Gemma-3 captions, English and Arabic", 0, 0, 0, 0, NULL},
+    {"report.feature_cards", CFG_UINT, OFF(report.feature_cards), "5", 0, 0, 0, 1000, NULL},
+    {"slurm.partition", CFG_STRING, OFF(slurm.partition), "", 0, 0, 0, 0, NULL},
+    {"slurm.account", CFG_STRING, OFF(slurm.account), "", 0, 0, 0, 0, NULL},
+    {"slurm.time", CFG_STRING, OFF(slurm.time), "04:00:00", 0, 0, 0, 0, NULL},
+    {"slurm.mem", CFG_STRING, OFF(slurm.mem), "32G", 0, 0, 0, 0, NULL},
+    {"slurm.cpus", CFG_UINT, OFF(slurm.cpus), "8", 0, 1, 0, 1024, NULL},
+    {"slurm.gpus", CFG_UINT, OFF(slurm.gpus), "0", 0, 0, 0, 64, NULL},
+    {"slurm.extract_shards", CFG_UINT, OFF(slurm.extract_shards), "4", 0, 1, 0, 100000, NULL},
+    {"slurm.saecap", CFG_STRING, OFF(slurm.saecap), "", 0, 0, 0, 0, NULL},
 };
 
 #define N_KEYS (sizeof KEYS / sizeof KEYS[0])
@@ -107,6 +216,8 @@ static const cfg_key KEYS[] = {
 _Static_assert(sizeof(sc_bad_row_policy) == sizeof(int), "enum fields must be int-sized");
 _Static_assert(sizeof(sc_store_dtype) == sizeof(int), "enum fields must be int-sized");
 _Static_assert(sizeof(sc_config_precision) == sizeof(int), "enum fields must be int-sized");
+_Static_assert(sizeof(sc_sae_arch_cfg) == sizeof(int), "enum fields must be int-sized");
+_Static_assert(sizeof(sc_split_cfg) == sizeof(int), "enum fields must be int-sized");
 
 /* ==== scalar syntax (YAML 1.2 core schema) ==== */
 
@@ -257,8 +368,8 @@ static int wrong_type(const char *file, const cfg_key *k, const sc_yaml_node *v)
 
 static int out_of_range(const char *file, const cfg_key *k, const sc_yaml_node *v) {
   if (k->type == CFG_UINT)
-    return sc_error_setc(SC_ERR_RANGE, "%s: line %d: %s: %.64s is out of range [0, %llu]", file,
-                         v->line, k->path, v->scalar, (unsigned long long)k->umax);
+    return sc_error_setc(SC_ERR_RANGE, "%s: line %d: %s: %.64s is out of range [%.0f, %llu]", file,
+                         v->line, k->path, v->scalar, k->lo, (unsigned long long)k->umax);
   return sc_error_setc(SC_ERR_RANGE, "%s: line %d: %s: %.64s is out of range [%g, %g]", file,
                        v->line, k->path, v->scalar, k->lo, k->hi);
 }
@@ -283,7 +394,7 @@ static int set_uint(sc_config *c, const cfg_key *k, const sc_yaml_node *v, const
   uint64_t u = 0;
   int r = v->quoted ? -1 : parse_uint(v->scalar, &u);
   if (r < 0) return wrong_type(file, k, v);
-  if (r > 0 || u > k->umax) return out_of_range(file, k, v);
+  if (r > 0 || u > k->umax || (double)u < k->lo) return out_of_range(file, k, v);
   *(uint64_t *)field(c, k) = u;
   return 0;
 }

@@ -46,6 +46,81 @@ typedef struct sc_config_extract {
   char *default_prompt_ar;     /* extract.default_prompt_ar */
 } sc_config_extract;
 
+typedef enum sc_sae_arch_cfg { SC_ARCH_TOPK = 0, SC_ARCH_BATCHTOPK = 1, SC_ARCH_RELU = 2 } sc_sae_arch_cfg;
+/* Which prepared split a stage reads (order as prepare.h's sc_split, plus all). */
+typedef enum sc_split_cfg { SC_CFG_SPLIT_TRAIN = 0, SC_CFG_SPLIT_VAL = 1, SC_CFG_SPLIT_TEST = 2, SC_CFG_SPLIT_ALL = 3 } sc_split_cfg;
+
+/* saecap train / sae-eval (sae/, pipeline/train). */
+typedef struct sc_config_train {
+  char *layers;                /* train.layers: "all" (every extracted layer) or "0,5" */
+  char *languages;             /* train.languages: rows of these languages train one SAE */
+  int per_language;            /* train.per_language: one SAE per language instead */
+  char *segments;              /* train.segments: "image,prompt,caption" rows trained on */
+  sc_sae_arch_cfg architecture; /* train.architecture: topk | batchtopk | relu */
+  uint64_t d_sae;              /* train.d_sae: latents */
+  uint64_t k;                  /* train.k: active latents (topk, batchtopk) */
+  double l1_coefficient;       /* train.l1_coefficient: relu λ */
+  double lr;                   /* train.lr: 0 = 2e-4/sqrt(d_sae/2^14) */
+  uint64_t batch_size;         /* train.batch_size: rows per step */
+  uint64_t steps;              /* train.steps */
+  uint64_t warmup_steps;       /* train.warmup_steps */
+  uint64_t shuffle_buffer;     /* train.shuffle_buffer: rows mixed before batching */
+  uint64_t checkpoint_every;   /* train.checkpoint_every: steps between trainer_state writes */
+  sc_config_precision precision; /* train.precision: encoder GEMM f32 | bf16 */
+  sc_split_cfg eval_split;     /* train.eval_split: held-out split for sae-eval */
+  uint64_t eval_max_rows;      /* train.eval_max_rows: 0 = all */
+  int ce_loss;                 /* train.ce_loss: sae-eval measures CE loss recovered */
+} sc_config_train;
+
+/* saecap analyze (analysis/). */
+typedef struct sc_config_analyze {
+  char *layers;                /* analyze.layers: "all" or "0,5" */
+  char *segments;              /* analyze.segments: segments pooled per sample, first is primary */
+  uint64_t bootstrap;          /* analyze.bootstrap: resamples for CIs */
+  uint64_t permutations;       /* analyze.permutations: label permutations for nulls */
+  uint64_t folds;              /* analyze.folds: probe cross-validation folds */
+  double probe_c;              /* analyze.probe_c: LIBLINEAR C */
+  double fdr;                  /* analyze.fdr: Benjamini-Hochberg level */
+  uint64_t top_k;              /* analyze.top_k: top gender features per language */
+  uint64_t min_per_label;      /* analyze.min_per_label: fewer samples of a label: skip */
+  int exclude_leaky_prompts;   /* analyze.exclude_leaky_prompts: drop prompts naming a gender */
+  uint64_t card_examples;      /* analyze.card_examples: samples per feature card */
+  double ci;                   /* analyze.ci: confidence level of every CI */
+} sc_config_analyze;
+
+/* saecap steer (analysis/steer, pipeline/steer). */
+typedef struct sc_config_steer {
+  char *layers;                /* steer.layers: "all" (every SAE layer) or "0,5" */
+  char *languages;             /* steer.languages */
+  char *k;                     /* steer.k: feature-set sizes, e.g. "10,50,100" */
+  char *mode;                  /* steer.mode: ablate | scale:A | clamp:V | add:C */
+  uint64_t random_controls;    /* steer.random_controls: random sets per condition */
+  sc_split_cfg split;          /* steer.split: images captioned */
+  uint64_t max_samples;        /* steer.max_samples: 0 = all of the split */
+  uint64_t max_new_tokens;     /* steer.max_new_tokens */
+  uint64_t bootstrap;          /* steer.bootstrap */
+  uint64_t permutations;       /* steer.permutations */
+  sc_config_precision precision; /* steer.precision: decoder f32 | bf16 */
+} sc_config_steer;
+
+/* saecap report (report/). */
+typedef struct sc_config_report {
+  char *title;                 /* report.title */
+  uint64_t feature_cards;      /* report.feature_cards: cards per language and layer */
+} sc_config_report;
+
+/* saecap slurm (pipeline/slurm). */
+typedef struct sc_config_slurm {
+  char *partition;             /* slurm.partition ("" = cluster default) */
+  char *account;               /* slurm.account ("" = none) */
+  char *time;                  /* slurm.time: per job, [D-]HH:MM:SS */
+  char *mem;                   /* slurm.mem: per job, e.g. 32G */
+  uint64_t cpus;               /* slurm.cpus: per task */
+  uint64_t gpus;               /* slurm.gpus: per task (extract, steer) */
+  uint64_t extract_shards;     /* slurm.extract_shards: extract array size */
+  char *saecap;                /* slurm.saecap: the saecap binary the jobs run ("" = this one) */
+} sc_config_slurm;
+
 typedef struct sc_config {
   char *source;        /* file it was loaded from (owned) */
   char *output_dir;    /* output_dir: every stage writes under it */
@@ -53,6 +128,11 @@ typedef struct sc_config {
   sc_config_model model;
   sc_config_data data;
   sc_config_extract extract;
+  sc_config_train train;
+  sc_config_analyze analyze;
+  sc_config_steer steer;
+  sc_config_report report;
+  sc_config_slurm slurm;
 } sc_config;
 
 /* Fills defaults (strings NULL where there is no sensible default). */
