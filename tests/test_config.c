@@ -282,10 +282,54 @@ static void test_extract_keys(void **state) {
               "c.yaml: line 2: extract.max_new_tokens: 2000000 is out of range [0, 1048576]");
 }
 
+/* The later stages' sections: a few defaults, enums, and the lower bounds
+ * of integer keys that must be positive. */
+static void test_stage_sections(void **state) {
+  (void)state;
+  sc_config c;
+  sc_config_defaults(&c);
+  assert_string_equal(c.train.languages, "en,ar");
+  assert_int_equal(c.train.per_language, 0);
+  assert_string_equal(c.train.segments, "image,prompt,caption");
+  assert_int_equal(c.train.architecture, SC_ARCH_TOPK);
+  assert_int_equal(c.train.d_sae, 16384);
+  assert_int_equal(c.train.k, 64);
+  assert_int_equal(c.train.eval_split, SC_CFG_SPLIT_VAL);
+  assert_string_equal(c.analyze.segments, "caption");
+  assert_int_equal(c.analyze.folds, 5);
+  assert_int_equal(c.analyze.exclude_leaky_prompts, 1);
+  assert_string_equal(c.steer.k, "10,50,100");
+  assert_string_equal(c.steer.mode, "ablate");
+  assert_int_equal(c.steer.random_controls, 25);
+  assert_int_equal(c.steer.split, SC_CFG_SPLIT_TEST);
+  assert_string_equal(c.slurm.time, "04:00:00");
+  assert_int_equal(c.slurm.extract_shards, 4);
+  sc_config_free(&c);
+  parse_ok("train:\n  architecture: batchtopk\n  d_sae: 512\n  eval_split: all\n"
+           "analyze: {folds: 2, segments: [caption, image]}\nsteer: {k: [2, 4], mode: 'scale:0.5'}\n",
+           &c);
+  assert_int_equal(c.train.architecture, SC_ARCH_BATCHTOPK);
+  assert_int_equal(c.train.d_sae, 512);
+  assert_int_equal(c.train.eval_split, SC_CFG_SPLIT_ALL);
+  assert_int_equal(c.analyze.folds, 2);
+  assert_string_equal(c.analyze.segments, "caption,image");
+  assert_string_equal(c.steer.k, "2,4");
+  assert_string_equal(c.steer.mode, "scale:0.5");
+  sc_config_free(&c);
+  parse_fails("train:\n  d_sae: 0\n", SC_ERR_RANGE,
+              "c.yaml: line 2: train.d_sae: 0 is out of range [1, 16777216]");
+  parse_fails("analyze:\n  folds: 1\n", SC_ERR_RANGE,
+              "c.yaml: line 2: analyze.folds: 1 is out of range [2, 100]");
+  parse_fails("train:\n  architecture: jumprelu\n", SC_ERR_RANGE,
+              "c.yaml: line 2: train.architecture: 'jumprelu' is not allowed, expected one of topk, "
+              "batchtopk, relu");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_defaults),
       cmocka_unit_test(test_extract_keys),
+      cmocka_unit_test(test_stage_sections),
       cmocka_unit_test(test_full_config),
       cmocka_unit_test(test_nulls_and_spellings),
       cmocka_unit_test(test_unknown_keys),
