@@ -589,3 +589,138 @@ int sc_config_load(const char *path, sc_config *c) {
   if (!rc && (rc = required_check(c, path))) sc_config_free(c);
   return rc;
 }
+
+/* ==== printing (sc_config_yaml) ==== */
+
+/* A growing string; on allocation failure it stays failed (buf NULL). */
+typedef struct cfg_out {
+  char *buf;
+  size_t len, cap;
+  int failed;
+} cfg_out;
+
+static void out_add(cfg_out *o, const char *s, size_t n) {
+  if (o->failed) return;
+  if (o->len + n + 1 > o->cap) {
+    size_t cap = o->cap ? o->cap : 1024;
+    while (cap < o->len + n + 1) cap *= 2;
+    char *b = realloc(o->buf, cap);
+    if (!b) {
+      free(o->buf);
+      *o = (cfg_out){.failed = 1};
+      return;
+    }
+    o->buf = b, o->cap = cap;
+  }
+  memcpy(o->buf + o->len, s, n);
+  o->len += n;
+  o->buf[o->len] = 0;
+}
+
+static void out_str(cfg_out *o, const char *s) { out_add(o, s, strlen(s)); }
+
+/* YAML double-quoted scalar: only '"', '\\' and control bytes escaped, so
+ * UTF-8 text stays readable. */
+static void out_quoted(cfg_out *o, const char *s) {
+  out_add(o, "\"", 1);
+  for (; *s; s++) {
+    unsigned char ch = (unsigned char)*s;
+    char esc[8];
+    if (ch == '"' || ch == '\\') snprintf(esc, sizeof esc, "\\%c", ch);
+    else if (ch < 0x20 || ch == 0x7f) snprintf(esc, sizeof esc, "\\x%02x", ch);
+    else {
+      out_add(o, s, 1);
+      continue;
+    }
+    out_str(o, esc);
+  }
+  out_add(o, "\"", 1);
+}
+
+/* A list item may go unquoted when YAML reads it back as the same string. */
+static int plain_item(const char *s) {
+  if (!*s || is_null_text(s)) return 0;
+  for (const char *p = s; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+          *p == '_' || *p == '-' || *p == '.' || (*p == ':' && p != s && p[1] && p[1] != ' ')))
+      return 0;
+  return !(parse_bool(s, &(int){0}) == 0);
+}
+
+static void out_value(cfg_out *o, const sc_config *c, const cfg_key *k) {
+  const void *f = (const char *)c + k->offset;
+  char num[64];
+  switch (k->type) {
+  case CFG_STRING: {
+    const char *s = *(char *const *)f;
+    if (s) out_quoted(o, s);
+    else out_str(o, "null");
+    return;
+  }
+  case CFG_LIST: {
+    const char *s = *(char *const *)f;
+    out_str(o, "[");
+    for (const char *p = s ? s : ""; *p;) {
+      const char *e = strchr(p, ',');
+      size_t n = e ? (size_t)(e - p) : strlen(p);
+      char *item = strndup(p, n);
+      if (!item) {
+        free(o->buf);
+        *o = (cfg_out){.failed = 1};
+        return;
+      }
+      if (p != s) out_str(o, ", ");
+      if (plain_item(item)) out_str(o, item);
+      else out_quoted(o, item);
+      free(item);
+      p += n + (e ? 1 : 0);
+    }
+    out_str(o, "]");
+    return;
+  }
+  case CFG_UINT: snprintf(num, sizeof num, "%llu", (unsigned long long)*(const uint64_t *)f); break;
+  case CFG_NUMBER: {
+    /* Shortest %g that reads back to the same double, always with a '.'
+     * or exponent so it is never mistaken for an integer. */
+    double d = *(const double *)f;
+    for (int prec = 1; prec <= 17; prec++) {
+      snprintf(num, sizeof num, "%.*g", prec, d);
+      if (strtod(num, NULL) == d) break;
+    }
+    if (!strpbrk(num, ".eEn")) strcat(num, ".0");
+    break;
+  }
+  case CFG_ENUM: snprintf(num, sizeof num, "%s", k->choices[*(const int *)f]); break;
+  case CFG_BOOL: snprintf(num, sizeof num, "%s", *(const int *)f ? "true" : "false"); break;
+  }
+  out_str(o, num);
+}
+
+char *sc_config_yaml(const sc_config *c, const char *section) {
+  cfg_out o = {0};
+  size_t sec_len = section ? strlen(section) : 0;
+  const char *prev = "";
+  out_str(&o, "");
+  for (size_t i = 0; i < N_KEYS; i++) {
+    const char *path = KEYS[i].path;
+    if (sec_len && (strncmp(path, section, sec_len) || (path[sec_len] && path[sec_len] != '.')))
+      continue;
+    /* Components shared with the previous key's sections are already open. */
+    size_t common = 0, depth = 0;
+    for (size_t j = 0; path[j] && path[j] == prev[j]; j++)
+      if (path[j] == '.') common = j + 1, depth++;
+    const char *p = path + common;
+    for (const char *dot; (dot = strchr(p, '.')); p = dot + 1, depth++) {
+      for (size_t d = 0; d < depth; d++) out_str(&o, "  ");
+      out_add(&o, p, (size_t)(dot - p));
+      out_str(&o, ":\n");
+    }
+    for (size_t d = 0; d < depth; d++) out_str(&o, "  ");
+    out_str(&o, p);
+    out_str(&o, ": ");
+    out_value(&o, c, &KEYS[i]);
+    out_str(&o, "\n");
+    prev = path;
+  }
+  return o.failed ? NULL : o.buf;
+}

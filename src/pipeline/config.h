@@ -141,6 +141,12 @@ void sc_config_defaults(sc_config *c);
 int sc_config_parse(const char *buf, size_t len, const char *name, sc_config *c);
 /* Reads and parses a file; also checks required keys are present. */
 int sc_config_load(const char *path, sc_config *c);
+/* The resolved config as YAML: every key of the schema in schema order,
+ * defaults filled, nested by section, one "key: value" a line (strings
+ * double-quoted, lists as [a, b]); parsing it gives the same config. With
+ * section non-empty (e.g. "train" or "data.split") only the keys under it.
+ * Stages hash it (pipeline/stage). malloc'd; NULL when out of memory. */
+char *sc_config_yaml(const sc_config *c, const char *section);
 /* Frees the strings; safe on a zeroed or half-filled config. */
 void sc_config_free(sc_config *c);
 
