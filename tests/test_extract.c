@@ -13,7 +13,11 @@
  *  - --shard 1/3, 2/3, 3/3 cover every sample once and read together as
  *    the single run;
  *  - bad input gives one-line errors and leaves existing outputs as they
- *    were. */
+ *    were;
+ *  - extract.precision bf16: rows and metadata consistent with its
+ *    captions, rows within the decoder's bf16 tolerance of the f32 run
+ *    (NMSE <= 1e-3 per layer, issue 4) and equal to bf16(forward
+ *    --precision bf16 --dump) on the prompt rows. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -182,19 +186,18 @@ static g3_config load_cfg(void) {
   return c;
 }
 
-/* Rows of a sample: prompt ids + caption ids, at positions 0..T-1, with
- * the segment of each. */
-static void test_rows_match_captions(void **state) {
-  (void)state;
+/* Rows of a sample under out: prompt ids + caption ids, at positions
+ * 0..T-1, with the segment of each, for the first n_langs of en, ar. */
+static void check_rows_match_captions(const char *out, int n_langs) {
   tok_tokenizer *tok = load_tok();
   g3_config c = load_cfg();
   const char *langs[2] = {"en", "ar"};
-  for (int l = 0; l < 2; l++) {
+  for (int l = 0; l < n_langs; l++) {
     caption_row cap[N_SAMPLES];
-    read_captions(F.full, langs[l], cap);
+    read_captions(out, langs[l], cap);
     if (l == 0) assert_string_equal(cap[1].prompt, G3_CAPTION_PROMPT_EN); /* empty row prompt */
     for (int layer = 0; layer < N_LAYERS; layer++) {
-      store_reader *r = open_layer(F.full, langs[l], layer);
+      store_reader *r = open_layer(out, langs[l], layer);
       int64_t at = 0, n_rows = store_reader_n_rows(r);
       for (int s = 0; s < N_SAMPLES; s++) {
         int32_t *ids = NULL;
@@ -225,6 +228,11 @@ static void test_rows_match_captions(void **state) {
   tok_free(tok);
 }
 
+static void test_rows_match_captions(void **state) {
+  (void)state;
+  check_rows_match_captions(F.full, 2);
+}
+
 /* The -1-marked ids file of sample s (prompt with the image run as -1,
  * then the caption ids). */
 static char *ids_file(const caption_row *cap, const g3_config *c, const char *name) {
@@ -245,15 +253,27 @@ static char *ids_file(const caption_row *cap, const g3_config *c, const char *na
   return path;
 }
 
-static void compare_sample(const caption_row *cap, int64_t first_row, const char *image, int s) {
+/* How the stored rows of one sample compare with a forward dump. */
+typedef struct dump_cmp {
+  int64_t values, exact;       /* all values; those equal to bf16(dump) */
+  int64_t prompt_values, prompt_exact; /* the same over the prompt rows */
+  double worst_rel;            /* max |stored - dump| / |dump| */
+  double err2, ref2;           /* sums of (stored - dump)² and dump² */
+} dump_cmp;
+
+/* Compares the stored rows of sample s under out (from first_row; n_prompt
+ * of them are prompt rows) with `saecap forward --image --ids --dump
+ * [--precision bf16]` on the same prompt + caption ids, per layer. */
+static void compare_sample(const char *out, const caption_row *cap, int64_t first_row, int64_t n_prompt,
+                           const char *image, int s, int bf16, dump_cmp cmp[N_LAYERS]) {
   g3_config c = load_cfg();
   char name[64];
-  snprintf(name, sizeof name, "ids_%d.txt", s);
+  snprintf(name, sizeof name, "ids_%d%s.txt", s, bf16 ? "_bf16" : "");
   char *ids = ids_file(cap, &c, name);
-  snprintf(name, sizeof name, "dump_%d.safetensors", s);
+  snprintf(name, sizeof name, "dump_%d%s.safetensors", s, bf16 ? "_bf16" : "");
   char *dump = tu_join(F.root, name), *err = NULL;
-  int rc = tu_run(NULL, &err, "'%s' forward --model '%s' --image '%s/data/demo/images/%s' --ids '%s' --dump '%s'",
-                  tu_bin(), F.model, tu_src(), image, ids, dump);
+  int rc = tu_run(NULL, &err, "'%s' forward --model '%s' --image '%s/data/demo/images/%s' --ids '%s' --dump '%s'%s",
+                  tu_bin(), F.model, tu_src(), image, ids, dump, bf16 ? " --precision bf16" : "");
   if (rc) print_error("forward: %s\n", err);
   assert_int_equal(rc, 0);
   st_file *f = NULL;
@@ -263,22 +283,29 @@ static void compare_sample(const caption_row *cap, int64_t first_row, const char
     const st_tensor *t = st_file_find(f, name);
     assert_non_null(t);
     int64_t rows = t->shape[0];
+    assert_int_equal(rows, n_prompt + cap->n_ids);
     float *got = malloc((size_t)rows * HIDDEN * sizeof *got);
-    store_reader *r = open_layer(F.full, "en", layer);
+    store_reader *r = open_layer(out, "en", layer);
     assert_int_equal(store_reader_read(r, first_row, first_row + rows, got, NULL), 0);
     const float *want = t->data;
-    double worst = 0;
-    int64_t bad = -1, exact = 0;
+    dump_cmp *m = &cmp[layer];
+    memset(m, 0, sizeof *m);
     for (int64_t i = 0; i < rows * HIDDEN; i++) {
       float w = sc_f32_from_bf16(sc_bf16_from_f32(want[i]));
-      double rel = fabs((double)got[i] - want[i]) / (fabs(want[i]) + 1e-30);
-      exact += got[i] == w;
-      if (rel > worst) worst = rel, bad = i;
+      double diff = (double)got[i] - want[i], rel = fabs(diff) / (fabs(want[i]) + 1e-30);
+      int prompt = i < n_prompt * HIDDEN;
+      m->values++;
+      m->exact += got[i] == w;
+      m->prompt_values += prompt;
+      m->prompt_exact += prompt && got[i] == w;
+      m->err2 += diff * diff;
+      m->ref2 += (double)want[i] * want[i];
+      if (rel > m->worst_rel) m->worst_rel = rel;
     }
-    print_message("sample %d layer %d: %lld of %lld values equal bf16(dump); max rel diff %.3g at %lld\n", s, layer,
-                  (long long)exact, (long long)(rows * HIDDEN), worst, (long long)bad);
-    assert_true(worst <= BF16_ULP_REL);
-    assert_int_equal(exact, rows * HIDDEN);
+    print_message("%s sample %d layer %d: %lld of %lld values equal bf16(dump) (prompt rows %lld of %lld); "
+                  "max rel diff %.3g, NMSE %.3g\n", bf16 ? "bf16" : "f32", s, layer, (long long)m->exact,
+                  (long long)m->values, (long long)m->prompt_exact, (long long)m->prompt_values, m->worst_rel,
+                  m->err2 / m->ref2);
     store_reader_free(r);
     free(got);
   }
@@ -288,25 +315,39 @@ static void compare_sample(const caption_row *cap, int64_t first_row, const char
   free(err);
 }
 
+/* Prompt length of each sample's rows, and its first row in the store. */
+static void sample_layout(const caption_row *cap, int64_t n_prompt[N_SAMPLES], int64_t first[N_SAMPLES]) {
+  g3_config c = load_cfg();
+  tok_tokenizer *tok = load_tok();
+  int64_t at = 0;
+  for (int s = 0; s < N_SAMPLES; s++) {
+    int32_t *ids = NULL;
+    assert_int_equal(g3_caption_prompt(tok, &c, cap[s].prompt, &ids, &n_prompt[s]), 0);
+    first[s] = at;
+    at += n_prompt[s] + cap[s].n_ids;
+    free(ids);
+  }
+  tok_free(tok);
+}
+
 /* Stored rows = resid_post of forward --image --dump on prompt + caption. */
 static void test_rows_match_forward_dump(void **state) {
   (void)state;
   caption_row cap[N_SAMPLES];
+  int64_t n_prompt[N_SAMPLES], first[N_SAMPLES];
+  dump_cmp cmp[N_LAYERS];
   read_captions(F.full, "en", cap);
-  g3_config c = load_cfg();
-  tok_tokenizer *tok = load_tok();
-  int64_t first[N_SAMPLES], at = 0;
-  for (int s = 0; s < N_SAMPLES; s++) {
-    int32_t *ids = NULL;
-    int64_t n = 0;
-    assert_int_equal(g3_caption_prompt(tok, &c, cap[s].prompt, &ids, &n), 0);
-    first[s] = at;
-    at += n + cap[s].n_ids;
-    free(ids);
+  sample_layout(cap, n_prompt, first);
+  const int which[2] = {1, 3};
+  const char *image[2] = {"img_000.png", "img_002.jpg"};
+  for (int k = 0; k < 2; k++) {
+    int s = which[k];
+    compare_sample(F.full, &cap[s], first[s], n_prompt[s], image[k], s, 0, cmp);
+    for (int layer = 0; layer < N_LAYERS; layer++) {
+      assert_true(cmp[layer].worst_rel <= BF16_ULP_REL);
+      assert_int_equal(cmp[layer].exact, cmp[layer].values);
+    }
   }
-  tok_free(tok);
-  compare_sample(&cap[1], first[1], "img_000.png", 1);
-  compare_sample(&cap[3], first[3], "img_002.jpg", 3);
 }
 
 /* ==== Resume and slices ==== */
@@ -433,6 +474,84 @@ static void test_drop_rows(void **state) {
   free(m), free(a), free(k), free(b), free(cfg), free(out);
 }
 
+/* ==== Precision bf16 ==== */
+
+/* Sum of squared differences and of squared f32 values over rows [0, n)
+ * of a sample in two stores. */
+static void sum_diff(store_reader *a, int64_t a0, store_reader *b, int64_t b0, int64_t n, double *err2,
+                     double *ref2) {
+  float *x = malloc((size_t)n * HIDDEN * sizeof *x), *y = malloc((size_t)n * HIDDEN * sizeof *y);
+  assert_int_equal(store_reader_read(a, a0, a0 + n, x, NULL), 0);
+  assert_int_equal(store_reader_read(b, b0, b0 + n, y, NULL), 0);
+  for (int64_t i = 0; i < n * HIDDEN; i++) {
+    double d = (double)x[i] - y[i];
+    *err2 += d * d;
+    *ref2 += (double)y[i] * y[i];
+  }
+  free(x);
+  free(y);
+}
+
+/* extract.precision bf16 against the f32 run (same prompts; caption rows
+ * as far as both captions agree) and against forward --precision bf16. */
+static void test_bf16_precision(void **state) {
+  (void)state;
+  char *out = tu_join(F.root, "bf16");
+  write_samples(out);
+  char *cfg = write_config("bf16.yaml", out, F.model, "  layers: [0, 1]\n  languages: [en]\n  precision: bf16\n");
+  char *err = NULL;
+  int rc = extract(cfg, "-q", &err);
+  if (rc) print_error("extract: %s\n", err);
+  assert_int_equal(rc, 0);
+  check_rows_match_captions(out, 1);
+  caption_row cf[N_SAMPLES], cb[N_SAMPLES];
+  int64_t nf[N_SAMPLES], ff[N_SAMPLES], nb[N_SAMPLES], fb[N_SAMPLES];
+  read_captions(F.full, "en", cf);
+  read_captions(out, "en", cb);
+  sample_layout(cf, nf, ff);
+  sample_layout(cb, nb, fb);
+  int same_captions = 0;
+  for (int s = 0; s < N_SAMPLES; s++) {
+    assert_int_equal(nb[s], nf[s]);
+    same_captions += cb[s].n_ids == cf[s].n_ids && !memcmp(cb[s].ids, cf[s].ids, (size_t)cf[s].n_ids * 4);
+  }
+  /* Greedy captions may part where two logits are within bf16 noise; on
+   * this model and these prompts they mostly agree (5 of 5 when written). */
+  assert_true(2 * same_captions > N_SAMPLES);
+  for (int layer = 0; layer < N_LAYERS; layer++) {
+    store_reader *rf = open_layer(F.full, "en", layer), *rb = open_layer(out, "en", layer);
+    double err2 = 0, ref2 = 0;
+    int64_t rows = 0;
+    for (int s = 0; s < N_SAMPLES; s++) {
+      int common = 0; /* caption rows depend on the caption so far */
+      while (common < cf[s].n_ids && common < cb[s].n_ids && cf[s].ids[common] == cb[s].ids[common]) common++;
+      sum_diff(rb, fb[s], rf, ff[s], nf[s] + common, &err2, &ref2);
+      rows += nf[s] + common;
+    }
+    print_message("bf16 vs f32 extract, layer %d: NMSE %.3g over %lld rows (%d of %d captions equal)\n", layer,
+                  err2 / ref2, (long long)rows, same_captions, N_SAMPLES);
+    assert_true(err2 / ref2 <= 1e-3);
+    assert_true(err2 > 0); /* the bf16 mode did run */
+    store_reader_free(rf);
+    store_reader_free(rb);
+  }
+  dump_cmp cmp[N_LAYERS];
+  compare_sample(out, &cb[3], fb[3], nb[3], "img_002.jpg", 3, 1, cmp);
+  /* Not bit for bit: extract's caption rows come from cached decode steps
+   * (the GEMV kernel) and its prompt is one GEMM of another height, so a
+   * few f32 sums differ in their last bits and, through the bf16 rounding
+   * of the next GEMM's input, flip some bf16 values by one step. The f32
+   * rows would match a bf16 dump far less often (NMSE ~1e-5 apart). */
+  for (int layer = 0; layer < N_LAYERS; layer++) {
+    assert_true(cmp[layer].exact >= cmp[layer].values * 99 / 100);
+    assert_true(cmp[layer].prompt_exact >= cmp[layer].prompt_values * 99 / 100);
+    assert_true(cmp[layer].worst_rel <= 2 * BF16_ULP_REL);
+  }
+  free(err);
+  free(cfg);
+  free(out);
+}
+
 /* ==== Bad input ==== */
 
 /* md5 of every file under dir, one string. */
@@ -481,6 +600,7 @@ int main(void) {
       cmocka_unit_test(test_kill_and_resume),
       cmocka_unit_test(test_shards_cover_once),
       cmocka_unit_test(test_drop_rows),
+      cmocka_unit_test(test_bf16_precision),
       cmocka_unit_test(test_bad_input),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
