@@ -13,6 +13,10 @@ int cmd_generate(int argc, char **argv);
 int cmd_caption(int argc, char **argv);
 int cmd_sae_encode(int argc, char **argv);
 int cmd_extract(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_config(int argc, char **argv);
+int cmd_slurm(int argc, char **argv);
+int cmd_merge_shards(int argc, char **argv);
 
 /* Prints "saecap: <sc_error_get()>" on one line and returns 1. */
 int cli_fail(void);
@@ -22,6 +26,9 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 int cli_wants_help(int argc, char **argv);
 /* Parses a non-negative integer option value into *out; 0 ok, -1 bad. */
 int cli_parse_int(const char *s, long long lo, long long hi, long long *out);
+
+/* 1 if saecap has the subcommand `name` (saecap run checks its stages). */
+int cli_has_command(const char *name);
 
 /* Global settings taken by main before dispatch. */
 int cli_threads(void);

@@ -27,10 +27,20 @@ static const cli_command commands[] = {
     {"generate", cmd_generate, "continue a prompt with the Gemma-3 text decoder (greedy or sampled)"},
     {"caption", cmd_caption, "caption an image with Gemma 3 (vision tower, projector, decoder)"},
     {"sae-encode", cmd_sae_encode, "encode activations with an SAE (SAELens or Gemma Scope 2): top latents per row"},
+    {"run", cmd_run, "run the whole study (prepare .. report), skipping stages done for this config"},
+    {"config", cmd_config, "config --check FILE: validate a study config and print every resolved value"},
+    {"slurm", cmd_slurm, "write (and --submit) sbatch scripts that run the study on a SLURM cluster"},
+    {"merge-shards", cmd_merge_shards, "join extract --shard I/N outputs into activations/ and captions/"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
 static int g_threads = 0;
+
+int cli_has_command(const char *name) {
+  for (size_t i = 0; i < N_COMMANDS; i++)
+    if (!strcmp(name, commands[i].name)) return 1;
+  return 0;
+}
 
 int cli_threads(void) { return g_threads; }
 
