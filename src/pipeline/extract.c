@@ -424,10 +424,12 @@ static int write_rows(ex_run *r, int li, int64_t sample, int64_t rows) {
 static int write_caption(ex_run *r, int li, const ex_sample *s, const char *prompt, const int32_t *out,
                          int64_t n_out) {
   char *text = NULL;
+  double t0 = sc_time_now();
   int rc = tok_decode(r->tok, out, (size_t)n_out, 1, &text, NULL);
   store_caption c = {s->sample_index, s->image_id, s->split, s->gender, prompt, text, out, (int)n_out};
   if (!rc) rc = store_captions_add(r->cap[li], &c);
   free(text);
+  r->sum->captions_s += sc_time_now() - t0;
   return rc;
 }
 
@@ -492,9 +494,23 @@ static int finish_outputs(ex_run *r) {
   for (int li = 0; !rc && li < r->set.n_langs; li++) {
     for (int j = 0; !rc && j < r->set.n_layers; j++)
       if (!store_writer_is_complete(r->w[li][j])) rc = store_writer_finish(r->w[li][j]);
+    double t0 = sc_time_now();
     if (!rc && !store_captions_is_complete(r->cap[li])) rc = store_captions_finish(r->cap[li]);
+    r->sum->captions_s += sc_time_now() - t0;
   }
   return rc;
+}
+
+/* The writers' time (bench/bench_extract reports the share of shards). */
+static void collect_stats(ex_run *r) {
+  for (int li = 0; li < r->set.n_langs; li++)
+    for (int j = 0; j < r->set.n_layers; j++) {
+      if (!r->w[li][j]) continue;
+      store_writer_stats st = store_writer_get_stats(r->w[li][j]);
+      r->sum->store_append_s += st.append_s;
+      r->sum->store_shard_s += st.shard_s;
+      r->sum->shard_bytes += st.shard_bytes;
+    }
 }
 
 /* Output folders of the slice and the rows it covers. */
@@ -536,8 +552,11 @@ int sc_extract_run(const sc_config *cfg, const sc_extract_opts *o, sc_extract_su
     out->n_layers = r.set.n_layers;
     rc = open_outputs(&r);
   }
+  double t0 = sc_time_now();
   if (!rc) rc = run_samples(&r);
   if (!rc) rc = finish_outputs(&r);
+  out->seconds = sc_time_now() - t0;
+  collect_stats(&r);
   run_free(&r);
   if (rc) sc_extract_summary_free(out);
   return rc;

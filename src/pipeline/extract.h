@@ -52,6 +52,12 @@ typedef struct sc_extract_summary {
   int n_langs, n_layers;
   char *activations_dir; /* owned: <output_dir>/activations[.part-I-of-N] */
   char *captions_dir;    /* owned: <output_dir>/captions[.part-I-of-N] */
+  /* Wall seconds of this run (monotonic clock): */
+  double seconds;         /* the sample loop and the final shards (not the loading) */
+  double store_append_s;  /* store writers' appends: filtering, bf16 rounding into buffers */
+  double store_shard_s;   /* store writers' shard cuts: files, fsync, checksums, manifests */
+  double captions_s;      /* caption lines decoded and committed */
+  int64_t shard_bytes;    /* shard file bytes written by this run */
 } sc_extract_summary;
 
 /* Runs the stage for cfg (model.path is required). Errors (one line, the

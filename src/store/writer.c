@@ -13,6 +13,7 @@
 
 #include "base/error.h"
 #include "base/fs.h"
+#include "base/log.h"
 #include "io/safetensors.h"
 
 struct store_writer {
@@ -36,6 +37,7 @@ struct store_writer {
   int64_t last_ended;      /* last sample ended (not skipped); -1 if none */
   int in_sample, skip;
   char *fail_msg;          /* set once a write failed; owned */
+  store_writer_stats stats;
 };
 
 store_writer_config store_writer_config_default(void) {
@@ -271,6 +273,7 @@ static size_t row_bytes(const store_writer *w) {
 }
 
 size_t store_writer_buffer_bytes(const store_writer *w) { return (size_t)w->cap * row_bytes(w); }
+store_writer_stats store_writer_get_stats(const store_writer *w) { return w->stats; }
 
 /* ==== buffering ========================================================== */
 
@@ -348,11 +351,13 @@ int store_writer_append(store_writer *w, const float *acts, int64_t n, const int
     if (segment[i] >= STORE_N_SEGMENTS)
       return sc_error_setc(SC_ERR_ARG, "%s: sample %" PRId64 " row %" PRId64 ": segment %u unknown",
                            w->dir, w->last_begun, i, segment[i]);
+  double t0 = sc_time_now();
   rc = reserve(w, w->n_buf + n);
   if (rc) return rc;
   for (int64_t i = 0; i < n; i++)
     if (!dropped(w, token_id[i], segment[i]))
       put_row(w, acts + (size_t)i * (size_t)w->m.d, position[i], token_id[i], segment[i]);
+  w->stats.append_s += sc_time_now() - t0;
   return 0;
 }
 
@@ -433,6 +438,7 @@ static int list_shard(store_writer *w, const char *path) {
  * commit point. */
 static int cut_shard(store_writer *w) {
   char *path = NULL;
+  double t0 = sc_time_now();
   int rc = write_shard_file(w, w->m.n_shards, &path);
   if (!rc) rc = list_shard(w, path);
   free(path);
@@ -441,6 +447,9 @@ static int cut_shard(store_writer *w) {
   rc = write_manifest(w);
   if (rc) return fail(w, rc);
   w->n_buf = 0;
+  w->stats.shard_s += sc_time_now() - t0;
+  w->stats.shard_bytes += w->m.shards[w->m.n_shards - 1].bytes;
+  w->stats.shards++;
   return 0;
 }
 
@@ -464,7 +473,9 @@ int store_writer_finish(store_writer *w) {
   if (w->n_buf > 0 && (rc = cut_shard(w))) return rc;
   if (w->last_ended + 1 > w->m.next_sample) w->m.next_sample = w->last_ended + 1;
   w->m.complete = 1;
+  double t0 = sc_time_now();
   rc = write_manifest(w);
+  w->stats.shard_s += sc_time_now() - t0;
   if (rc) {
     w->m.complete = 0;
     return fail(w, rc);

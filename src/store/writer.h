@@ -111,4 +111,14 @@ int store_writer_n_shards(const store_writer *w);
 /* Bytes of the row buffer currently allocated. */
 size_t store_writer_buffer_bytes(const store_writer *w);
 
+/* Where the writer's time went since open (monotonic wall seconds; a clock
+ * read per call, so cheap enough to be always on). */
+typedef struct store_writer_stats {
+  double append_s;     /* store_writer_append: filtering and bf16 rounding into the buffer */
+  double shard_s;      /* cutting shards: file written and synced, checksum, manifest */
+  int64_t shard_bytes; /* bytes of the shard files this writer wrote */
+  int shards;          /* shards this writer wrote (not counting resumed ones) */
+} store_writer_stats;
+store_writer_stats store_writer_get_stats(const store_writer *w);
+
 #endif
