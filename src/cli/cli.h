@@ -17,6 +17,8 @@ int cmd_run(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 int cmd_slurm(int argc, char **argv);
 int cmd_merge_shards(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_sae_eval(int argc, char **argv);
 
 /* Prints "saecap: <sc_error_get()>" on one line and returns 1. */
 int cli_fail(void);

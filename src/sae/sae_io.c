@@ -314,7 +314,7 @@ int sae_load(sae **out, const char *dir) {
 
 /* ==== Saving (SAELens v6) ==== */
 
-static sc_json *saelens_cfg_json(const sae *s) {
+static sc_json *saelens_cfg_json(const sae *s, const sae_meta_kv *extra, int n_extra) {
   const sae_cfg *c = &s->cfg;
   int jump = c->arch == SAE_ARCH_JUMPRELU || c->arch == SAE_ARCH_BATCHTOPK;
   sc_json *root = sc_json_new_object(), *meta = sc_json_new_object();
@@ -336,12 +336,13 @@ static sc_json *saelens_cfg_json(const sae *s) {
   sc_json_add(meta, "hook_head_index", sc_json_new_null());
   sc_json_add_str(meta, "saecap_version", SAECAP_VERSION_WRITTEN);
   if (jump && c->k > 0) sc_json_add_num(meta, "saecap_k", c->k);
+  for (int i = 0; i < n_extra; i++) sc_json_add(meta, extra[i].key, extra[i].value);
   sc_json_add(root, "metadata", meta);
   return root;
 }
 
-static int write_cfg(const sae *s, const char *dir) {
-  sc_json *root = saelens_cfg_json(s);
+static int write_cfg(const sae *s, const char *dir, const sae_meta_kv *extra, int n_extra) {
+  sc_json *root = saelens_cfg_json(s, extra, n_extra);
   char *text = root ? sc_json_print(root, 1) : NULL, *path = sc_path_join(dir, "cfg.json");
   int rc = text && path ? sc_write_file_atomic(path, text, strlen(text))
                         : sc_error_setc(SC_ERR_NOMEM, "%s: out of memory", dir);
@@ -381,10 +382,16 @@ static int write_sparsity(const float *log_density, int64_t n, const char *dir) 
   return rc;
 }
 
-int sae_save_saelens(const sae *s, const float *log_density, const char *dir) {
+int sae_save_saelens_meta(const sae *s, const float *log_density, const char *dir,
+                          const sae_meta_kv *extra, int n_extra) {
   int rc = sc_mkdirs(dir);
   if (!rc) rc = write_weights(s, dir);
   if (!rc && log_density) rc = write_sparsity(log_density, s->cfg.n, dir);
-  if (!rc) rc = write_cfg(s, dir);
+  if (!rc) return write_cfg(s, dir, extra, n_extra);
+  for (int i = 0; i < n_extra; i++) sc_json_free(extra[i].value);
   return rc;
+}
+
+int sae_save_saelens(const sae *s, const float *log_density, const char *dir) {
+  return sae_save_saelens_meta(s, log_density, dir, NULL, 0);
 }

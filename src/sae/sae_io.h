@@ -53,4 +53,16 @@ int sae_load(sae **out, const char *dir);
  * cfg.json last. */
 int sae_save_saelens(const sae *s, const float *log_density, const char *dir);
 
+/* An extra key under cfg.json's metadata; value is owned by the callee. */
+typedef struct sae_meta_kv {
+  const char *key;
+  struct cJSON *value;
+} sae_meta_kv;
+
+/* sae_save_saelens plus extra metadata keys (after saecap's own), e.g. the
+ * languages and segments an SAE was trained on. Takes ownership of every
+ * value, also on error. */
+int sae_save_saelens_meta(const sae *s, const float *log_density, const char *dir,
+                          const sae_meta_kv *extra, int n_extra);
+
 #endif

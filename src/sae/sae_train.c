@@ -12,6 +12,8 @@
 #include "base/rng.h"
 #include "io/safetensors.h"
 #include "sae/sae_kernels.h"
+#include "tensor/dtype.h"
+#include "tensor/gemm.h"
 
 /* ==== Configuration ==== */
 
@@ -144,7 +146,12 @@ static int lg_forward(const sae *s, const sae_loss_cfg *lc, int64_t B, int64_t T
   int rc = 0;
   for (int64_t r = 0; !rc && r < B; r += T) {
     int64_t t = B - r < T ? B - r : T;
-    sae_encode_tile(w->h, NULL, w->xc + r * d, NULL, s->W_enc, s->b_enc, t, d, n);
+    if (lc->gemm && lc->W_enc_bf16) {
+      rc = sc_gemm_bf16(lc->gemm, w->h, w->xc + r * d, lc->W_enc_bf16, s->b_enc, (int)t, (int)n, (int)d, 0);
+      if (rc) break;
+    } else {
+      sae_encode_tile(w->h, NULL, w->xc + r * d, NULL, s->W_enc, s->b_enc, t, d, n);
+    }
     if (w->m > 0) sae_topk_rows(w->ci + r * w->m, w->cv + r * w->m, w->h, t, n, n, w->m);
     else rc = sae_codes_append_threshold(codes, w->h, NULL, t, n, n);
     if (w->ka > 0)
@@ -367,6 +374,8 @@ struct sae_trainer {
   uint8_t *dead;          /* (n) scratch mask */
   float *x;               /* (batch, d) scratch */
   sae_codes codes;
+  sc_gemm *gemm;          /* bf16_encoder: the GEMM context */
+  uint16_t *W_enc_bf16;   /* bf16_encoder: (n, d) copy rounded each step */
 };
 
 void sae_trainer_free(sae_trainer *t) {
@@ -374,6 +383,8 @@ void sae_trainer_free(sae_trainer *t) {
   sae_free(t->model), sae_free(t->grad), sae_free(t->m), sae_free(t->v);
   free(t->since_fired), free(t->fire_count), free(t->dead), free(t->x);
   sae_codes_release(&t->codes);
+  sc_gemm_free(t->gemm);
+  free(t->W_enc_bf16);
   free(t);
 }
 
@@ -400,6 +411,11 @@ static int trainer_alloc(sae_trainer **out, const sae_train_cfg *cfg, sae_source
   t->x = malloc((size_t)(cfg->batch * cfg->d) * sizeof(float));
   if (!rc && (!t->since_fired || !t->fire_count || !t->dead || !t->x))
     rc = sc_error_setc(SC_ERR_NOMEM, "train: out of memory");
+  if (!rc && cfg->bf16_encoder) {
+    rc = sc_gemm_create(&t->gemm, SC_GEMM_BACKEND_AUTO, 0);
+    t->W_enc_bf16 = malloc((size_t)(cfg->n * cfg->d) * sizeof *t->W_enc_bf16);
+    if (!rc && !t->W_enc_bf16) rc = sc_error_setc(SC_ERR_NOMEM, "train: out of memory");
+  }
   if (rc) {
     sae_trainer_free(t);
     return rc;
@@ -604,6 +620,10 @@ int sae_trainer_step(sae_trainer *t, sae_loss *stats) {
   scale_n(t->x, B * d, (float)t->scale);
   for (int64_t i = 0; i < c->n; i++) t->dead[i] = t->since_fired[i] >= c->dead_tokens;
   sae_loss_cfg lc = {.aux_coeff = c->aux_coeff, .dead = t->dead};
+  if (t->gemm) {
+    sc_bf16_from_f32_n(t->W_enc_bf16, t->model->W_enc, (size_t)(c->n * d));
+    lc.gemm = t->gemm, lc.W_enc_bf16 = t->W_enc_bf16;
+  }
   lc.k_aux = c->k_aux > 0 ? c->k_aux : (int)(d / 2 > 0 ? d / 2 : 1);
   if (lc.k_aux > c->n) lc.k_aux = (int)c->n;
   double warm = c->l1_warmup_steps > 0 ? (double)(t->step + 1) / (double)c->l1_warmup_steps : 1.0;
@@ -639,6 +659,12 @@ int sae_trainer_run(sae_trainer *t, const char *state_path) {
 }
 
 int64_t sae_trainer_step_count(const sae_trainer *t) { return t->step; }
+
+double sae_trainer_dead_fraction(const sae_trainer *t) {
+  int64_t dead = 0;
+  for (int64_t i = 0; i < t->cfg.n; i++) dead += t->since_fired[i] >= t->cfg.dead_tokens;
+  return (double)dead / (double)t->cfg.n;
+}
 int sae_trainer_done(const sae_trainer *t) { return t->step >= t->cfg.steps; }
 const sae *sae_trainer_model(const sae_trainer *t) { return t->model; }
 double sae_trainer_scale(const sae_trainer *t) { return t->scale; }
@@ -675,11 +701,11 @@ static void cfg_string(const sae_train_cfg *c, char *buf, size_t cap) {
            "arch=%s d=%" PRId64 " n=%" PRId64 " k=%d batch=%" PRId64 " steps=%" PRId64
            " lr=%.17g beta1=%.17g beta2=%.17g eps=%.17g warmup=%" PRId64 " decay=%.17g"
            " clip=%.17g l1=%.17g l1_warmup=%" PRId64 " aux=%.17g k_aux=%d dead_tokens=%" PRId64
-           " norm_rows=%" PRId64 " median_rows=%" PRId64 " unit_norm=%d seed=%" PRIu64,
+           " norm_rows=%" PRId64 " median_rows=%" PRId64 " unit_norm=%d seed=%" PRIu64 " bf16_encoder=%d",
            sae_arch_name(c->arch), c->d, c->n, c->k, c->batch, c->steps, c->lr, c->beta1, c->beta2,
            c->adam_eps, c->warmup_steps, c->decay_frac, c->clip_norm, c->l1_coeff,
            c->l1_warmup_steps, c->aux_coeff, c->k_aux, c->dead_tokens, c->norm_rows,
-           c->median_rows, c->unit_norm_decoder, c->seed);
+           c->median_rows, c->unit_norm_decoder, c->seed, c->bf16_encoder);
 }
 
 typedef struct state_item {

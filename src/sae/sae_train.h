@@ -68,6 +68,9 @@ typedef struct sae_train_cfg {
   uint64_t seed;
   int64_t checkpoint_every; /* write the state every this many steps (0: only at stop) */
   int64_t stop_at_step;     /* stop after this step with the state written (0: run to the end) */
+  int bf16_encoder;         /* 1: the encoder GEMM runs in bf16 (tensor/gemm.h: x and a bf16
+                               copy of W_enc made once per step, f32 products and sums); the
+                               master weights, gradients and Adam stay f32 */
 } sae_train_cfg;
 
 /* Defaults from the anchors for an SAE of the given shape: batch 4096,
@@ -90,6 +93,8 @@ typedef struct sae_loss_cfg {
   double aux_coeff;      /* AuxK α (0: off) */
   int k_aux;             /* AuxK latents per row (> 0 when on) */
   const uint8_t *dead;   /* (n) 1 for dead latents, or NULL: no AuxK */
+  struct sc_gemm *gemm;  /* with W_enc_bf16: the encoder GEMM in bf16; NULL: f32 (BLAS) */
+  const uint16_t *W_enc_bf16; /* (n, d) bf16 copy of s->W_enc */
 } sae_loss_cfg;
 
 typedef struct sae_loss {
@@ -131,6 +136,8 @@ int sae_trainer_run(sae_trainer *t, const char *state_path);
 int sae_trainer_save_state(const sae_trainer *t, const char *path);
 
 int64_t sae_trainer_step_count(const sae_trainer *t);
+/* Fraction of latents unfired for at least cfg.dead_tokens tokens. */
+double sae_trainer_dead_fraction(const sae_trainer *t);
 /* 1 once cfg.steps steps are done. */
 int sae_trainer_done(const sae_trainer *t);
 /* The model in training units (borrowed; changes every step). */
