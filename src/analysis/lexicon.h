@@ -30,7 +30,7 @@
  *
  * Gender in this module is the gender the word marks (semantic for English
  * and Arabic person nouns, grammatical agreement for Arabic verbs and
- * adjectives). See data/lexicons/*.tsv for the sources and word classes.
+ * adjectives). See data/lexicons/{en,ar}.tsv for the sources and word classes.
  */
 #ifndef AN_LEXICON_H
 #define AN_LEXICON_H
