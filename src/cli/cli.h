@@ -17,6 +17,7 @@ int cmd_run(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 int cmd_slurm(int argc, char **argv);
 int cmd_merge_shards(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_sae_eval(int argc, char **argv);
 

@@ -32,6 +32,7 @@ static const cli_command commands[] = {
     {"run", cmd_run, "run the whole study (prepare .. report), skipping stages done for this config"},
     {"config", cmd_config, "config --check FILE: validate a study config and print every resolved value"},
     {"slurm", cmd_slurm, "write (and --submit) sbatch scripts that run the study on a SLURM cluster"},
+    {"report", cmd_report, "figures (visualizations/) and a self-contained report/report.html from the results"},
     {"merge-shards", cmd_merge_shards, "join extract --shard I/N outputs into activations/ and captions/"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
