@@ -6,14 +6,18 @@ bin=${1:-build/saecap}
 cd "$(dirname "$0")/.."
 out=demo-out
 
-echo "== 1/4 tiny random Gemma-3 checkpoint (Hugging Face layout)"
+echo "== tiny random Gemma-3 checkpoint (Hugging Face layout)"
 "$bin" tiny-model "$out/tiny-model" --seed 1234
-echo "== 2/4 inspect it"
+echo "== inspect it"
 "$bin" inspect "$out/tiny-model" | tail -n 4
-echo "== 3/4 prepare the demo dataset"
+echo "== prepare the demo dataset"
 "$bin" prepare --config configs/demo.yaml
-echo "== 4/4 extract captions and activations (resumes if run before)"
+echo "== extract captions and activations (resumes if run before)"
 "$bin" extract --config configs/demo.yaml
+echo "== train one shared EN+AR SAE per layer (resumes / skips if run before)"
+"$bin" train --config configs/demo.yaml
+echo "== SAE metrics on the held-out split (+ CE loss recovered)"
+"$bin" sae-eval --config configs/demo.yaml
 
 cat <<EOM
 
@@ -23,4 +27,6 @@ demo finished. Outputs:
   $out/data/processed/prepare_report.json   counts per label and split, rejected rows
   $out/activations/<lang>/layer_<L>/         resid_post shards + manifest.json (en, ar)
   $out/captions/<lang>.jsonl                 one generated caption per sample and language
+  $out/saes/layer_<L>/                       SAELens v6 SAE, sparsity, trainer state, training_log.jsonl
+  $out/results/sae_metrics.json              SAE metrics per layer and language (docs/results/sae_metrics.md)
 EOM

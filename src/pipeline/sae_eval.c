@@ -195,14 +195,21 @@ static int ce_hook(void *user, int layer, float *resid, const int32_t *pos, int6
   return 0;
 }
 
-/* −log softmax(logits)[target] in f64. */
+/* −log softmax(logits)[target]: exponentials in f32 (each term is in
+ * (0, 1] and the vocabulary is large, so this is the hot loop), the sum and
+ * the log in f64. */
 static double nll(const float *logits, int64_t V, int32_t target) {
-  double mx = logits[0];
+  float mx = logits[0];
   for (int64_t i = 1; i < V; i++)
     if (logits[i] > mx) mx = logits[i];
   double s = 0.0;
-  for (int64_t i = 0; i < V; i++) s += exp((double)logits[i] - mx);
-  return log(s) + mx - (double)logits[target];
+  for (int64_t i0 = 0; i0 < V; i0 += 256) {
+    float part = 0.0f;
+    int64_t i1 = i0 + 256 < V ? i0 + 256 : V;
+    for (int64_t i = i0; i < i1; i++) part += expf(logits[i] - mx);
+    s += part;
+  }
+  return log(s) + (double)mx - (double)logits[target];
 }
 
 /* Summed NLL of the caption tokens of one sample under edit mode e->mode. */
@@ -246,17 +253,28 @@ static int ids_of(const sc_json *a, const char *path, int32_t **out, int64_t *n)
   return 0;
 }
 
-static int ce_loss(const sc_config *cfg, ce_model *c, const sc_train_plan *p, const sae *s, int layer,
-                   const char *lang, ce_result *res) {
-  memset(res, 0, sizeof *res);
+/* One SAE of the run and what was measured for it. */
+typedef struct ev_entry {
+  int layer, lang0, n_lang;
+  const char *lang_dir;
+  sae *s;
+  sc_json *obj, *langs;               /* the SAE's JSON object and its "languages" */
+  sc_json *lang_obj[SC_TRAIN_MAX_LANGS]; /* by plan language, NULL if not covered */
+  ce_result ce[SC_TRAIN_MAX_LANGS];
+} ev_entry;
+
+/* CE losses of every entry covering plan language li: per sample the image
+ * and the clean pass once, the zero-ablated pass once per layer, the
+ * spliced pass once per SAE. */
+static int ce_language(const sc_config *cfg, ce_model *c, const sc_train_plan *p, int li, ev_entry *ent, int n_ent) {
   char sub[32];
-  snprintf(sub, sizeof sub, "captions/%s.jsonl", lang);
+  snprintf(sub, sizeof sub, "captions/%s.jsonl", p->lang[li]);
   char *path = sc_path_join(cfg->output_dir, sub);
   sc_json *lines = NULL;
-  int rc = path ? jsonl_load(path, &lines) : sc_error_setc(SC_ERR_NOMEM, "out of memory");
-  if (rc && path && !sc_is_file(path))
-    rc = sc_error_setc(SC_ERR_MISSING, "%s: missing; run `saecap extract` first", path);
-  ce_edit e = {.s = s, .layer = layer, .segments = p->segments, .special = p->special, .n_special = p->n_special};
+  int rc = !path ? sc_error_setc(SC_ERR_NOMEM, "out of memory")
+           : !sc_is_file(path) ? sc_error_setc(SC_ERR_MISSING, "%s: missing; run `saecap extract` first", path)
+                               : jsonl_load(path, &lines);
+  ce_edit e = {.segments = p->segments, .special = p->special, .n_special = p->n_special};
   if (!rc) rc = sae_codes_init(&e.codes);
   if (!rc) e.image_token = c->m->cfg.image_token_id;
   const char *want = SPLITS[cfg->train.eval_split];
@@ -284,17 +302,35 @@ static int ce_loss(const sc_config *cfg, ce_model *c, const sc_train_plan *p, co
         memcpy(seq + n, cap, (size_t)m * sizeof *seq);
         e.seq = seq, e.n_prompt = n;
       }
-      for (int mode = 0; !rc && mode < CE_N; mode++) {
-        double sum = 0.0;
-        e.mode = mode;
-        rc = ce_sample(c, &e, prompt, n, cap, m, &sum);
-        res->loss[mode] += sum;
+      double clean = 0.0, zero_of[SC_TRAIN_MAX_LAYERS];
+      unsigned char zero_done[SC_TRAIN_MAX_LAYERS] = {0};
+      e.mode = CE_CLEAN, e.layer = -1;
+      if (!rc) rc = ce_sample(c, &e, prompt, n, cap, m, &clean);
+      for (int a = 0; !rc && a < n_ent; a++) {
+        if (!ent[a].lang_obj[li]) continue;
+        double sae_l = 0.0;
+        int L = ent[a].layer;
+        e.layer = L;
+        if (!zero_done[L]) { /* per_language SAEs of one layer share it */
+          e.mode = CE_ZERO;
+          rc = ce_sample(c, &e, prompt, n, cap, m, &zero_of[L]);
+          zero_done[L] = 1;
+        }
+        double zero = zero_of[L];
+        e.mode = CE_SAE, e.s = ent[a].s;
+        if (!rc) rc = ce_sample(c, &e, prompt, n, cap, m, &sae_l);
+        if (!rc) {
+          ce_result *r = &ent[a].ce[li];
+          r->loss[CE_CLEAN] += clean, r->loss[CE_ZERO] += zero, r->loss[CE_SAE] += sae_l;
+          r->samples++, r->tokens += m;
+        }
       }
-      if (!rc) res->samples++, res->tokens += m;
     }
     free(cap), free(prompt), free(seq);
   }
-  for (int mode = 0; mode < CE_N && res->tokens > 0; mode++) res->loss[mode] /= (double)res->tokens;
+  for (int a = 0; a < n_ent; a++)
+    for (int mode = 0; mode < CE_N && ent[a].ce[li].tokens > 0; mode++)
+      ent[a].ce[li].loss[mode] /= (double)ent[a].ce[li].tokens;
   sae_codes_release(&e.codes);
   free(e.buf), free(e.rec);
   sc_json_free(lines);
@@ -363,65 +399,77 @@ static sc_json *str_array(const char *const *s, int n) {
 
 /* ==== The stage ==== */
 
-static int eval_sae(const sc_config *cfg, const sc_train_plan *p, ce_model *cm, int layer, int lang0, int n_lang,
-                    const char *lang_dir, sc_json *saes, sc_sae_eval_summary *out) {
-  char *dir = sc_train_sae_dir(p, lang_dir, layer), rel[96];
-  if (lang_dir) snprintf(rel, sizeof rel, "saes/%s/layer_%d", lang_dir, layer);
-  else snprintf(rel, sizeof rel, "saes/layer_%d", layer);
+/* Loads the SAE of entry e and measures it on each of its languages. */
+static int eval_sae(const sc_config *cfg, const sc_train_plan *p, ev_entry *e, sc_sae_eval_summary *out) {
+  char *dir = sc_train_sae_dir(p, e->lang_dir, e->layer), rel[96];
+  if (e->lang_dir) snprintf(rel, sizeof rel, "saes/%s/layer_%d", e->lang_dir, e->layer);
+  else snprintf(rel, sizeof rel, "saes/layer_%d", e->layer);
   char *cp = dir ? sc_path_join(dir, "cfg.json") : NULL;
   if (!cp) {
     free(dir);
     return sc_error_setc(SC_ERR_NOMEM, "out of memory");
   }
-  sae *s = NULL;
-  int rc = sc_is_file(cp) ? sae_load(&s, dir)
+  int rc = sc_is_file(cp) ? sae_load(&e->s, dir)
                           : sc_error_setc(SC_ERR_MISSING, "%s: no trained SAE (run `saecap train` first)", dir);
-  sc_json *o = rc ? NULL : sc_json_new_object(), *langs = o ? sc_json_new_object() : NULL;
-  if (o) {
-    sc_json_add_num(o, "layer", layer);
+  if (!rc) {
+    sc_json *o = e->obj = sc_json_new_object();
+    sc_json_add_num(o, "layer", e->layer);
     sc_json_add_str(o, "sae", rel);
-    sc_json_add(o, "languages_trained", str_array(p->lang + lang0, n_lang));
-    sc_json_add_str(o, "architecture", sae_arch_name(s->cfg.arch));
-    sc_json_add_num(o, "d_in", (double)s->cfg.d);
-    sc_json_add_num(o, "d_sae", (double)s->cfg.n);
-    sc_json_add_num(o, "k", s->cfg.k);
+    sc_json_add(o, "languages_trained", str_array(p->lang + e->lang0, e->n_lang));
+    sc_json_add_str(o, "architecture", sae_arch_name(e->s->cfg.arch));
+    sc_json_add_num(o, "d_in", (double)e->s->cfg.d);
+    sc_json_add_num(o, "d_sae", (double)e->s->cfg.n);
+    sc_json_add_num(o, "k", e->s->cfg.k);
     sc_json_add(o, "training", training_json(dir, rel));
+    e->langs = sc_json_add(o, "languages", sc_json_new_object());
   }
-  for (int li = lang0; !rc && li < lang0 + n_lang; li++) {
+  for (int li = e->lang0; !rc && li < e->lang0 + e->n_lang; li++) {
     store_reader *r = NULL;
     int split = cfg->train.eval_split == SC_CFG_SPLIT_ALL ? -1 : (int)cfg->train.eval_split;
-    rc = sc_train_open_reader(p, layer, li, 1, split, &r);
-    if (!rc && store_reader_d(r) != s->cfg.d)
+    rc = sc_train_open_reader(p, e->layer, li, 1, split, &r);
+    if (!rc && store_reader_d(r) != e->s->cfg.d)
       rc = sc_error_setc(SC_ERR_ARG, "%s: d_in %lld, the activations of layer %d have d %d", cp,
-                         (long long)s->cfg.d, layer, store_reader_d(r));
+                         (long long)e->s->cfg.d, e->layer, store_reader_d(r));
     sae_metrics m;
-    if (!rc) rc = rows_metrics(s, r, (int64_t)cfg->train.eval_max_rows, &m);
+    if (!rc) rc = rows_metrics(e->s, r, (int64_t)cfg->train.eval_max_rows, &m);
     store_reader_free(r);
-    sc_json *lj = rc ? NULL : metrics_json(&m);
-    if (!rc && cfg->train.ce_loss) {
-      ce_result ce;
-      if (!cm->m) rc = ce_model_load(cfg, cm);
-      if (!rc) rc = ce_loss(cfg, cm, p, s, layer, p->lang[li], &ce);
-      if (!rc) sc_json_add(lj, "ce_loss", ce_json(&ce));
-    } else if (lj) {
-      sc_json_add(lj, "ce_loss", sc_json_new_null());
-    }
-    if (rc) sc_json_free(lj);
-    else {
-      sc_json_add(langs, p->lang[li], lj);
+    if (!rc) {
+      e->lang_obj[li] = sc_json_add(e->langs, p->lang[li], metrics_json(&m));
       out->n_entries++;
-      sc_info("sae-eval: layer %d %s: fvu %.4f, l0 %.2f, dead %.3f", layer, p->lang[li], m.fvu, m.l0, m.dead_fraction);
+      sc_info("sae-eval: layer %d %s: fvu %.4f, l0 %.2f, dead %.3f", e->layer, p->lang[li], m.fvu, m.l0,
+              m.dead_fraction);
     }
   }
-  if (o) sc_json_add(o, "languages", langs);
-  if (!rc) {
-    sc_json_add(saes, NULL, o);
-    out->n_saes++;
-  } else {
-    sc_json_free(o);
-  }
-  sae_free(s);
   free(cp), free(dir);
+  return rc;
+}
+
+static sc_json *root_json(const sc_config *cfg, const sc_train_plan *p) {
+  sc_json *root = sc_json_new_object();
+  sc_json_add_str(root, "schema", "saecap.sae_metrics/1");
+  sc_json_add_str(root, "saecap_version", SAECAP_VERSION);
+  sc_json_add_str(root, "eval_split", SPLITS[cfg->train.eval_split]);
+  sc_json_add_num(root, "eval_max_rows", (double)cfg->train.eval_max_rows);
+  sc_json_add_num(root, "batch_rows", SC_SAE_EVAL_BATCH);
+  sc_json_add_num(root, "dense_threshold", SC_SAE_EVAL_DENSE);
+  const char *segs[STORE_N_SEGMENTS], *names[] = {"image", "prompt", "caption"};
+  int ns = 0;
+  for (int i = 0; i < STORE_N_SEGMENTS; i++)
+    if (p->segments & (1u << i)) segs[ns++] = names[i];
+  sc_json_add(root, "segments", str_array(segs, ns));
+  sc_json *sp = sc_json_add(root, "excluded_token_ids", sc_json_new_array());
+  for (int i = 0; sp && i < p->n_special; i++) sc_json_add(sp, NULL, sc_json_new_num(p->special[i]));
+  sc_json_add_bool(root, "ce_loss", cfg->train.ce_loss);
+  return root;
+}
+
+static int write_json(const sc_config *cfg, sc_json *root, sc_sae_eval_summary *out) {
+  char *dir = sc_path_join(cfg->output_dir, "results");
+  out->path = dir ? sc_path_join(dir, "sae_metrics.json") : NULL;
+  char *text = sc_json_print(root, 1);
+  int rc = dir && out->path && text ? sc_mkdirs(dir) : sc_error_setc(SC_ERR_NOMEM, "out of memory");
+  if (!rc) rc = sc_write_file_atomic(out->path, text, strlen(text));
+  free(text), free(dir);
   return rc;
 }
 
@@ -430,39 +478,34 @@ int sc_sae_eval_run(const sc_config *cfg, sc_sae_eval_summary *out) {
   sc_train_plan p;
   int rc = sc_train_plan_make(cfg, -1, &p);
   if (rc) return rc;
+  int per = cfg->train.per_language, n_ent = p.n_layers * (per ? p.n_langs : 1);
+  ev_entry *ent = calloc((size_t)n_ent, sizeof *ent);
   ce_model cm = {0};
-  sc_json *root = sc_json_new_object(), *saes = sc_json_new_array();
-  if (!root || !saes) rc = sc_error_setc(SC_ERR_NOMEM, "out of memory");
-  int per = cfg->train.per_language;
-  for (int j = 0; !rc && j < p.n_layers; j++)
-    for (int li = 0; !rc && li < (per ? p.n_langs : 1); li++)
-      rc = eval_sae(cfg, &p, &cm, p.layer[j], per ? li : 0, per ? 1 : p.n_langs, per ? p.lang[li] : NULL, saes, out);
-  if (!rc) {
-    sc_json_add_str(root, "schema", "saecap.sae_metrics/1");
-    sc_json_add_str(root, "saecap_version", SAECAP_VERSION);
-    sc_json_add_str(root, "eval_split", SPLITS[cfg->train.eval_split]);
-    sc_json_add_num(root, "eval_max_rows", (double)cfg->train.eval_max_rows);
-    sc_json_add_num(root, "batch_rows", SC_SAE_EVAL_BATCH);
-    sc_json_add_num(root, "dense_threshold", SC_SAE_EVAL_DENSE);
-    const char *segs[STORE_N_SEGMENTS], *names[] = {"image", "prompt", "caption"};
-    int ns = 0;
-    for (int i = 0; i < STORE_N_SEGMENTS; i++)
-      if (p.segments & (1u << i)) segs[ns++] = names[i];
-    sc_json_add(root, "segments", str_array(segs, ns));
-    sc_json *sp = sc_json_new_array();
-    for (int i = 0; i < p.n_special; i++) sc_json_add(sp, NULL, sc_json_new_num(p.special[i]));
-    sc_json_add(root, "excluded_token_ids", sp);
-    sc_json_add_bool(root, "ce_loss", cfg->train.ce_loss);
-    sc_json_add(root, "saes", saes);
-    saes = NULL;
-    char *dir = sc_path_join(cfg->output_dir, "results");
-    out->path = dir ? sc_path_join(dir, "sae_metrics.json") : NULL;
-    char *text = sc_json_print(root, 1);
-    rc = dir && out->path && text ? sc_mkdirs(dir) : sc_error_setc(SC_ERR_NOMEM, "out of memory");
-    if (!rc) rc = sc_write_file_atomic(out->path, text, strlen(text));
-    free(text), free(dir);
+  if (!ent) rc = sc_error_setc(SC_ERR_NOMEM, "out of memory");
+  for (int j = 0, a = 0; !rc && j < p.n_layers; j++)
+    for (int li = 0; !rc && li < (per ? p.n_langs : 1); li++, a++) {
+      ev_entry *e = &ent[a];
+      e->layer = p.layer[j], e->lang0 = per ? li : 0, e->n_lang = per ? 1 : p.n_langs;
+      e->lang_dir = per ? p.lang[li] : NULL;
+      rc = eval_sae(cfg, &p, e, out);
+    }
+  if (!rc && cfg->train.ce_loss) {
+    rc = ce_model_load(cfg, &cm);
+    for (int li = 0; !rc && li < p.n_langs; li++) rc = ce_language(cfg, &cm, &p, li, ent, n_ent);
   }
-  sc_json_free(saes);
+  sc_json *root = rc ? NULL : root_json(cfg, &p), *saes = root ? sc_json_add(root, "saes", sc_json_new_array()) : NULL;
+  if (!rc && !saes) rc = sc_error_setc(SC_ERR_NOMEM, "out of memory");
+  for (int a = 0; !rc && a < n_ent; a++) {
+    for (int li = 0; li < p.n_langs; li++)
+      if (ent[a].lang_obj[li])
+        sc_json_add(ent[a].lang_obj[li], "ce_loss", cfg->train.ce_loss ? ce_json(&ent[a].ce[li]) : sc_json_new_null());
+    sc_json_add(saes, NULL, ent[a].obj);
+    ent[a].obj = NULL;
+    out->n_saes++;
+  }
+  if (!rc) rc = write_json(cfg, root, out);
+  for (int a = 0; ent && a < n_ent; a++) sae_free(ent[a].s), sc_json_free(ent[a].obj);
+  free(ent);
   sc_json_free(root);
   ce_model_free(&cm);
   sc_train_plan_free(&p);
