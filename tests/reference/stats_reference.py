@@ -12,7 +12,7 @@ file and writes one JSON output file:
     stats_reference.py cka     IN OUT   {"X": [[...]], "Y": [[...]], "rows": [...] | null}
     stats_reference.py boot    IN OUT   {"groups", "values", "seed", "n_boot", "ci"}
     stats_reference.py perm    IN OUT   {"labels", "values", "groups" | null, "seed", "n_perm"}
-    stats_reference.py probe   IN OUT   {"X", "y", "fold", "k", "C"}
+    stats_reference.py probe   IN OUT   {"X", "y", "fold", "k", "C", "X_eval" (optional: transfer)}
     stats_reference.py xl      IN OUT   {"layers": [{"en": [[...]], "ar": [[...]]}], "y": [...]}
     stats_reference.py rng     IN OUT   {"seed", "n", "below"}     (self-check of the RNG port)
 
@@ -236,6 +236,8 @@ def probe(inp):
     fold = np.asarray(inp["fold"], int)
     pred = np.zeros(len(y01), int)
     score = np.zeros(len(y01))
+    Xe = np.asarray(inp["X_eval"], float) if inp.get("X_eval") is not None else None
+    pred_e = np.zeros(len(y01), int)
     for f in range(inp["k"]):
         tr, te = fold != f, fold == f
         mu = X[tr].mean(axis=0)
@@ -246,8 +248,14 @@ def probe(inp):
         s = ((X[te] - mu) * inv) @ w + b
         score[te] = s
         pred[te] = (s > 0).astype(int)
+        if Xe is not None:
+            pred_e[te] = ((((Xe[te] - mu) * inv) @ w + b) > 0).astype(int)
     acc = float((pred == y01).mean())
-    return {"pred": pred.tolist(), "score": score.tolist(), "acc": acc}
+    out = {"pred": pred.tolist(), "score": score.tolist(), "acc": acc}
+    if Xe is not None:
+        out["pred_eval"] = pred_e.tolist()
+        out["acc_eval"] = float((pred_e == y01).mean())
+    return out
 
 
 def xl(inp):
