@@ -1,10 +1,12 @@
 /* cmd_caption.c: `saecap caption`: one image + an instruction -> a caption
  * with Gemma 3 (vision tower, projector, merged prompt, KV-cached decoding;
- * f32 reference mode or bf16, --precision). */
+ * f32 reference mode or bf16, --precision), optionally steered with SAE
+ * features (analysis/steer.h) at one or more layers. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "analysis/steer.h"
 #include "base/error.h"
 #include "base/fs.h"
 #include "cli/cli.h"
@@ -15,12 +17,15 @@
 #include "model/generate.h"
 #include "model/tokenizer.h"
 #include "model/vision.h"
+#include "sae/sae.h"
+#include "sae/sae_io.h"
 #include "tensor/kernels.h"
 
 static const char *const usage =
     "usage: saecap caption --model DIR --image PATH [--prompt TEXT | --lang en|ar]\n"
     "                      [--max-new-tokens N] [--json] [--dump OUT.safetensors]\n"
-    "                      [--precision f32|bf16]\n\n"
+    "                      [--precision f32|bf16]\n"
+    "                      [--steer-sae DIR --steer-features I,J,... [--steer-mode M]]...\n\n"
     "Captions one image with Gemma 3: the image is decoded, turned upright by its\n"
     "EXIF orientation and preprocessed as DIR/preprocessor_config.json says, run through\n"
     "the SigLIP tower and the projector, and placed in the IT chat prompt before the\n"
@@ -42,10 +47,24 @@ static const char *const usage =
     "                       forward: pixel_values [1,3,S,S], vision_out [1,N,Dv],\n"
     "                       image_embeds [1,M,d], embeds, resid_post.<L>, final_norm [T,d],\n"
     "                       logits [T,V]\n"
+    "  --steer-sae DIR      steer with the SAE in DIR (SAELens or Gemma Scope 2) at the layer\n"
+    "                       its hook names (blocks.<L>.hook_resid_post); repeat the options\n"
+    "                       to steer at several layers (the i-th --steer-features and\n"
+    "                       --steer-mode go with the i-th --steer-sae)\n"
+    "  --steer-features L   comma-separated feature indices, e.g. 3,17,250\n"
+    "  --steer-mode M       ablate (default): f' = 0; scale:A: f' = A*f; clamp:V: f' = V;\n"
+    "                       these keep the SAE's reconstruction error: x' = x + sum (f'-f) d;\n"
+    "                       add:C: x' = x + C * sum d. Given once, it applies to every SAE.\n"
+    "                       Every position is edited, prompt and generated tokens alike;\n"
+    "                       --dump then holds the steered forward\n"
     "  -h, --help           this text\n";
+
+#define CAP_MAX_STEER AN_STEER_MAX_OPS
 
 typedef struct cap_args {
   const char *model, *image, *prompt, *lang, *dump;
+  const char *steer_sae[CAP_MAX_STEER], *steer_features[CAP_MAX_STEER], *steer_mode[CAP_MAX_STEER];
+  int n_sae, n_features, n_mode;
   int json;
   long long max_new;
   sc_precision precision;
@@ -58,6 +77,12 @@ static int parse_valued(cap_args *a, const char *o, const char *val) {
   else if (!strcmp(o, "--prompt")) a->prompt = val;
   else if (!strcmp(o, "--lang")) a->lang = val;
   else if (!strcmp(o, "--dump")) a->dump = val;
+  else if (!strcmp(o, "--steer-sae") || !strcmp(o, "--steer-features") || !strcmp(o, "--steer-mode")) {
+    int *n = o[8] == 's' ? &a->n_sae : o[8] == 'f' ? &a->n_features : &a->n_mode;
+    const char **list = o[8] == 's' ? a->steer_sae : o[8] == 'f' ? a->steer_features : a->steer_mode;
+    if (!val || *n >= CAP_MAX_STEER) return -1;
+    list[(*n)++] = val;
+  }
   else if (!strcmp(o, "--max-new-tokens")) return cli_parse_int(val, 0, G3_MAX_NEW_TOKENS, &a->max_new);
   else if (!strcmp(o, "--precision")) return val && !sc_precision_parse(val, &a->precision) ? 0 : -1;
   else return 1;
@@ -82,6 +107,13 @@ static int parse_args(int argc, char **argv, cap_args *a) {
   if (a->prompt && a->lang) return cli_usage_error("caption", "give at most one of --prompt and --lang");
   if (a->lang && strcmp(a->lang, "en") && strcmp(a->lang, "ar"))
     return cli_usage_error("caption", "--lang: '%s' is not en or ar", a->lang);
+  if (a->n_sae != a->n_features)
+    return cli_usage_error("caption", "give one --steer-features per --steer-sae (%d and %d given)", a->n_features,
+                           a->n_sae);
+  if (a->n_mode > 1 && a->n_mode != a->n_sae)
+    return cli_usage_error("caption", "give --steer-mode once or once per --steer-sae (%d and %d given)", a->n_mode,
+                           a->n_sae);
+  if (a->n_mode && !a->n_sae) return cli_usage_error("caption", "--steer-mode needs --steer-sae");
   if (!a->prompt) a->prompt = a->lang && !strcmp(a->lang, "ar") ? G3_CAPTION_PROMPT_AR : G3_CAPTION_PROMPT_EN;
   return 0;
 }
@@ -89,6 +121,8 @@ static int parse_args(int argc, char **argv, cap_args *a) {
 /* Everything one run holds; zero-initialised so one free path works. */
 typedef struct cap_run {
   g3_model *m;
+  sae *saes[CAP_MAX_STEER];
+  an_steer *steer; /* NULL: no steering */
   g3_vision *v;
   tok_tokenizer *tok;
   float *pixels, *vision_out, *embeds; /* (3,S,S), (N,Dv), (M,d) */
@@ -97,6 +131,8 @@ typedef struct cap_run {
 } cap_run;
 
 static void run_free(cap_run *r) {
+  an_steer_free(r->steer);
+  for (int i = 0; i < CAP_MAX_STEER; i++) sae_free(r->saes[i]);
   g3_vision_free(r->v);
   g3_model_free(r->m);
   tok_free(r->tok);
@@ -114,6 +150,25 @@ static int load_pixels(const cap_args *a, cap_run *r) {
   return g3_image_pixels(r->v, a->model, a->image, r->pixels);
 }
 
+/* The steering operations; everything is checked before the model runs. */
+static int load_steer(const cap_args *a, cap_run *r) {
+  if (!a->n_sae) return 0;
+  const g3_text_config *t = &r->m->cfg.text;
+  int rc = an_steer_create(&r->steer, t->num_hidden_layers, t->hidden_size);
+  for (int i = 0; !rc && i < a->n_sae; i++) {
+    an_steer_op op = {AN_STEER_ABLATE, 0};
+    int32_t *feat = NULL;
+    int n_feat = 0, layer = 0;
+    if (a->n_mode) rc = an_steer_mode_parse(a->steer_mode[a->n_mode == 1 ? 0 : i], &op);
+    if (!rc) rc = an_steer_features_parse(a->steer_features[i], &feat, &n_feat);
+    if (!rc) rc = sae_load(&r->saes[i], a->steer_sae[i]);
+    if (!rc) rc = an_sae_hook_layer(r->saes[i], a->steer_sae[i], &layer);
+    if (!rc) rc = an_steer_add(r->steer, r->saes[i], a->steer_sae[i], layer, feat, n_feat, op);
+    free(feat);
+  }
+  return rc;
+}
+
 /* Model, tower, tokenizer, pixels, image embeddings, prompt ids. */
 static int prepare(const cap_args *a, cap_run *r) {
   char *tp = sc_path_join(a->model, "tokenizer.json");
@@ -122,6 +177,7 @@ static int prepare(const cap_args *a, cap_run *r) {
   if (!rc) r->m->precision = r->v->precision = a->precision; /* states follow m->precision */
   if (!rc) rc = tok_load(&r->tok, tp);
   free(tp);
+  if (!rc) rc = load_steer(a, r);
   if (!rc) rc = load_pixels(a, r);
   if (!rc) {
     r->vision_out = malloc(g3_vision_out_floats(r->v) * sizeof(float));
@@ -158,7 +214,8 @@ static int dump_forward(const cap_run *r, dump_bufs *d) {
   g3_state *s = NULL;
   int rc = g3_state_create(&s, m, r->n_prompt);
   g3_forward_io io = {.ids = r->prompt, .n = r->n_prompt, .embeds = d->embeds, .resid_post = d->resid,
-                      .final_norm = d->final_norm, .logits = d->logits};
+                      .final_norm = d->final_norm, .logits = d->logits,
+                      .edit = r->steer ? an_steer_edit : NULL, .edit_user = r->steer};
   if (!rc) rc = g3_forward_image(m, s, &io, r->embeds, 1);
   g3_state_free(s);
   return rc;
@@ -240,6 +297,7 @@ static int run(const cap_args *a) {
     g3_gen_opts_init(&o, r.m);
     rc = g3_gen_eos_load(&o, a->model);
     o.max_new_tokens = (int)a->max_new;
+    if (r.steer) o.edit = an_steer_edit, o.edit_user = r.steer;
   }
   if (!rc) rc = g3_caption_generate(r.m, r.prompt, r.n_prompt, r.embeds, 1, &o, &r.out, &r.n_out);
   if (!rc) rc = print_result(&r, a->json);
