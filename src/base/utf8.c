@@ -54,7 +54,7 @@ int sc_utf8_is_word_char(int32_t cp) {
 
 int sc_utf8_fold_char(int32_t cp, int casefold, int32_t *dst, size_t cap) {
   int last_boundclass = 0;
-  utf8proc_option_t opt = UTF8PROC_COMPAT | UTF8PROC_STRIPMARK | (casefold ? UTF8PROC_CASEFOLD : 0);
+  utf8proc_option_t opt = UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT | UTF8PROC_STRIPMARK | (casefold ? UTF8PROC_CASEFOLD : 0);
   utf8proc_ssize_t n = utf8proc_decompose_char(cp, dst, (utf8proc_ssize_t)cap, opt, &last_boundclass);
   return n < 0 ? -1 : (int)n;
 }

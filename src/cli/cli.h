@@ -20,6 +20,7 @@ int cmd_merge_shards(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_sae_eval(int argc, char **argv);
+int cmd_gender_words(int argc, char **argv);
 int cmd_steer(int argc, char **argv);
 
 /* Prints "saecap: <sc_error_get()>" on one line and returns 1. */

@@ -29,6 +29,7 @@ static const cli_command commands[] = {
     {"train", cmd_train, "train one SAE per layer on the stored activations (EN+AR shared)"},
     {"sae-eval", cmd_sae_eval, "SAE metrics on the held-out split (+ CE loss recovered): results/sae_metrics.json"},
     {"steer", cmd_steer, "steering experiment: ablate gender features, measure gendered words and cost"},
+    {"gender-words", cmd_gender_words, "count gendered words (en|ar lexicon) per stdin line: <male> <female>"},
     {"sae-encode", cmd_sae_encode, "encode activations with an SAE (SAELens or Gemma Scope 2): top latents per row"},
     {"run", cmd_run, "run the whole study (prepare .. report), skipping stages done for this config"},
     {"config", cmd_config, "config --check FILE: validate a study config and print every resolved value"},
