@@ -22,6 +22,7 @@ int cmd_train(int argc, char **argv);
 int cmd_sae_eval(int argc, char **argv);
 int cmd_gender_words(int argc, char **argv);
 int cmd_steer(int argc, char **argv);
+int cmd_analyze(int argc, char **argv);
 
 /* Prints "saecap: <sc_error_get()>" on one line and returns 1. */
 int cli_fail(void);

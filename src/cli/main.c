@@ -28,6 +28,7 @@ static const cli_command commands[] = {
     {"caption", cmd_caption, "caption an image with Gemma 3 (vision tower, projector, decoder)"},
     {"train", cmd_train, "train one SAE per layer on the stored activations (EN+AR shared)"},
     {"sae-eval", cmd_sae_eval, "SAE metrics on the held-out split (+ CE loss recovered): results/sae_metrics.json"},
+    {"analyze", cmd_analyze, "gender analysis: RQ1 cross-lingual, RQ2 SAE features, RQ4 morphology (results/*.json)"},
     {"steer", cmd_steer, "steering experiment: ablate gender features, measure gendered words and cost"},
     {"gender-words", cmd_gender_words, "count gendered words (en|ar lexicon) per stdin line: <male> <female>"},
     {"sae-encode", cmd_sae_encode, "encode activations with an SAE (SAELens or Gemma Scope 2): top latents per row"},
