@@ -13,7 +13,8 @@ file and writes one JSON output file:
     stats_reference.py boot    IN OUT   {"groups", "values", "seed", "n_boot", "ci"}
     stats_reference.py perm    IN OUT   {"labels", "values", "groups" | null, "seed", "n_perm"}
     stats_reference.py probe   IN OUT   {"X", "y", "fold", "k", "C", "X_eval" (optional: transfer)}
-    stats_reference.py xl      IN OUT   {"layers": [{"en": [[...]], "ar": [[...]]}], "y": [...]}
+    stats_reference.py xl      IN OUT   {"layers": [{"en": [[...]], "ar": [[...]]}], "y": [...],
+                                         optional "groups", "seed", "n_boot", "ci": cosine CIs}
     stats_reference.py rng     IN OUT   {"seed", "n", "below"}     (self-check of the RNG port)
 
 Definitions used:
@@ -268,6 +269,34 @@ def xl(inp):
         cos = float(de @ da / (np.linalg.norm(de) * np.linalg.norm(da)))
         out.append({"en_norm": float(np.linalg.norm(de)), "ar_norm": float(np.linalg.norm(da)),
                     "cosine": cos, "cka": cka_value(en, ar)})
+    if inp.get("groups") is not None:
+        # Bootstrap CI of the cosine, resampling images. The bootstrap seed is
+        # derived from the run seed as docs/results/cross_lingual_analysis.md
+        # says: the first output of xoshiro256** seeded with
+        # seed XOR (0x9E3779B97F4A7C15 * 1 mod 2^64).
+        boot_seed = Xoshiro(inp["seed"] ^ 0x9E3779B97F4A7C15).next()
+        ids, members = group_members(inp["groups"])
+        rng = Xoshiro(boot_seed)
+        draws = []
+        for _ in range(inp["n_boot"]):
+            rows = []
+            for _ in range(len(ids)):
+                rows.extend(members[rng.below(len(ids))])
+            draws.append(np.asarray(rows))
+        a = (1 - inp["ci"]) / 2
+        for li, L in enumerate(inp["layers"]):
+            en, ar = np.asarray(L["en"], float), np.asarray(L["ar"], float)
+            vals = []
+            for rows in draws:
+                yr = y[rows]
+                if yr.min() == yr.max():
+                    continue
+                de = en[rows][yr == 1].mean(axis=0) - en[rows][yr == 0].mean(axis=0)
+                da = ar[rows][yr == 1].mean(axis=0) - ar[rows][yr == 0].mean(axis=0)
+                vals.append(de @ da / (np.linalg.norm(de) * np.linalg.norm(da)))
+            out[li]["cosine_ci"] = [float(np.percentile(vals, 100 * a)),
+                                    float(np.percentile(vals, 100 * (1 - a)))]
+            out[li]["bootstrap_valid"] = len(vals)
     return {"layers": out}
 
 
