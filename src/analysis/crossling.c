@@ -84,6 +84,16 @@ static sc_json *jobj(sc_json *parent, const char *k) {
   return o;
 }
 
+static sc_json *jobj_arr(sc_json *parent, const char *k) {
+  sc_json *a = sc_json_new_array();
+  if (!a) return NULL;
+  if (!sc_json_add(parent, k, a)) {
+    sc_json_free(a);
+    return NULL;
+  }
+  return a;
+}
+
 /* ---- directions ------------------------------------------------------------ */
 
 /* Copies the selected rows of M into C, centred by column (f64 means), and
@@ -530,17 +540,15 @@ int an_crossling_run(const an_crossling_input *in, const sc_config_analyze *cfg,
     goto oom;
   if ((rc = an_groups_build(gid, r.ns, &r.g))) goto fail;
   if (jnum(seg, "n_images", (double)r.g.n_groups) || jnum(seg, "d_model", (double)r.d)) goto oom;
-  sc_json *layers_json = sc_json_new_array();
-  if (!layers_json || !sc_json_add(seg, "layers", layers_json)) {
-    sc_json_free(layers_json);
-    goto oom;
-  }
-  sc_json *dv = NULL;
-  if (nm < cfg->min_per_label || nf < cfg->min_per_label) {
+  sc_json *dv = NULL, *layers_json = NULL;
+  int skip = nm < cfg->min_per_label || nf < cfg->min_per_label;
+  if (jstr(seg, "status", skip ? "skipped" : "ok")) goto oom;
+  if (skip) {
     char why[160];
     snprintf(why, sizeof why, "too_few_samples: %zu male and %zu female, analyze.min_per_label = %llu",
              nm, nf, (unsigned long long)cfg->min_per_label);
-    if (jstr(seg, "status", "skipped") || jstr(seg, "skip_reason", why) || !(dv = jobj(seg, "divergence")))
+    if (jstr(seg, "skip_reason", why) || !(layers_json = jobj_arr(seg, "layers")) ||
+        !(dv = jobj(seg, "divergence")))
       goto oom;
     if ((rc = add_divergence(dv, "direction_cosine", DEF_COS, in->layers, r.nl, NULL, NULL, 0, r.ci, why)) ||
         (rc = add_divergence(dv, "probe_transfer", DEF_TR, in->layers, r.nl, NULL, NULL, 0, r.ci, why)))
@@ -551,7 +559,6 @@ int an_crossling_run(const an_crossling_input *in, const sc_config_analyze *cfg,
     *out = seg;
     return 0;
   }
-  if (jstr(seg, "status", "ok")) goto oom;
 
   size_t ng = r.g.n_groups, ns = r.ns, d = r.d, nl = r.nl;
   r.gm = calloc(ng, sizeof *r.gm);
@@ -571,7 +578,9 @@ int an_crossling_run(const an_crossling_input *in, const sc_config_analyze *cfg,
     r.fold[ns] = (int)cfg->folds;
     r.probes_ok = 1;
   }
-  if (jstr(seg, "permutation_unit", r.groups_pure ? "image" : "row")) goto oom;
+  if (jstr(seg, "permutation_unit", r.groups_pure ? "image" : "row") ||
+      !(layers_json = jobj_arr(seg, "layers")))
+    goto oom;
   if (ns > SIZE_MAX / d / sizeof(float)) goto oom;
   r.E = malloc(ns * d * sizeof *r.E);
   r.A = malloc(ns * d * sizeof *r.A);
