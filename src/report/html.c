@@ -43,7 +43,7 @@ static void figure_html(rep_buf *b, const rep_figure *f, const rep_image *im) {
   rep_buf_html(b, f->stem);
   rep_buf_printf(b, "\">\n<img width=\"%d\" height=\"%d\" alt=\"", REP_FIG_W, REP_FIG_H);
   rep_buf_html(b, f->stem);
-  if (im->svg && im->svg_len <= REP_HTML_SVG_MAX) {
+  if (im->svg && (im->svg_len <= im->png_len || !im->png) && im->svg_len <= REP_HTML_SVG_MAX) {
     rep_buf_puts(b, "\" src=\"data:image/svg+xml;base64,");
     rep_buf_base64(b, im->svg, im->svg_len);
   } else {

@@ -1,10 +1,11 @@
 /* html.h: the self-contained report page (report/report.html).
  *
  * One HTML file with inline CSS, no scripts, no external resources: figures
- * are data URIs (the SVG when it is at most REP_HTML_SVG_MAX bytes, else
- * the PNG). Sections: summary (the four research questions answered in
- * numbers read from the results JSON), figures with captions by section,
- * feature cards, configuration and provenance, links to the JSON files.
+ * are data URIs, the smaller of the SVG and the PNG (the SVG only up to
+ * REP_HTML_SVG_MAX bytes), which keeps a many-layer report small.
+ * Sections: summary (the four research questions answered in numbers read
+ * from the results JSON), figures with captions by section, feature cards,
+ * configuration and provenance, links to the JSON files.
  *
  * Every number of the summary is an element
  *   <span class="num" data-src="<stem>.json#<dotted path>">text</span>

@@ -88,7 +88,7 @@ static void sum_sae(rep_buf *b, const rep_result *r) {
         rep_buf_html(b, fx_lang_name(k));
         rep_buf_puts(b, " held-out tokens: FVU ");
         N(b, r, 4, "saes.%d.languages.%s.fvu", i, k);
-        rep_buf_puts(b, ", L0 ");
+        rep_buf_puts(b, ", active latents per token ");
         N(b, r, 2, "saes.%d.languages.%s.l0", i, k);
         rep_buf_puts(b, ", dead fraction ");
         N(b, r, 4, "saes.%d.languages.%s.dead_fraction", i, k);
