@@ -585,12 +585,12 @@ static int card_fn(void *user, int li, int64_t sample, int32_t position, int32_t
       size_t at = 0, end = 0;
       int ok = 1;
       char buf[256];
-      for (int64_t k = 0; k < cr->n_ids && ok; k++) {
+      /* the pieces up to t must spell the caption's start */
+      for (int64_t k = 0; k <= t && ok; k++) {
         size_t n = token_piece(c->r->tok, cr->ids[k], buf, sizeof buf);
         if (at + n > strlen(cr->caption) || memcmp(cr->caption + at, buf, n)) ok = 0;
         if (k == t) end = at + n;
-        if (k < t) at += n;
-        else if (k > t) break;
+        else at += n;
       }
       if (!sc_json_add_num(ex, "token_index", (double)t)) rc = oom();
       if (!rc && ok) {
