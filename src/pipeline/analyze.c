@@ -9,6 +9,7 @@
 #include "analysis/crossling.h"
 #include "analysis/features.h"
 #include "analysis/lexicon.h"
+#include "analysis/morphology.h"
 #include "analysis/pool.h"
 #include "base/error.h"
 #include "base/fs.h"
@@ -141,6 +142,8 @@ typedef struct az_run {
   unsigned seg_bits;
   uint8_t *leaky;           /* (n) either prompt leaks */
   int *labels;              /* (n) labels of the statistics (excluded rows: unknown) */
+  int *smp_labels;          /* (n) labels as in samples.jsonl */
+  uint8_t *exclude;         /* (n) left out of the statistics (leaky prompt, when excluded) */
   uint64_t *groups;         /* (n) image id hash */
   tok_tokenizer *tok;
   an_pooled *means;         /* [layer][lang][segment] */
@@ -166,7 +169,7 @@ static void run_free(az_run *r) {
     sc_caption_rows_free(r->lang[l].rows, r->lang[l].n_rows);
   }
   for (int i = 0; r->means && i < r->n_layers * AZ_MAX_LANGS * STORE_N_SEGMENTS; i++) an_pooled_free(&r->means[i]);
-  free(r->means), free(r->samples_path), free(r->leaky), free(r->labels), free(r->groups);
+  free(r->means), free(r->samples_path), free(r->leaky), free(r->labels), free(r->groups), free(r->smp_labels), free(r->exclude);
   tok_free(r->tok);
   sc_json_free(r->leak_json), sc_json_free(r->dataset_json);
 }
@@ -355,7 +358,9 @@ static int scan_leaks(az_run *r) {
   r->leaky = calloc((size_t)(r->n ? r->n : 1), 1);
   r->labels = malloc((size_t)(r->n ? r->n : 1) * sizeof *r->labels);
   r->groups = malloc((size_t)(r->n ? r->n : 1) * sizeof *r->groups);
-  if (!r->leaky || !r->labels || !r->groups) return oom();
+  r->smp_labels = malloc((size_t)(r->n ? r->n : 1) * sizeof *r->smp_labels);
+  r->exclude = calloc((size_t)(r->n ? r->n : 1), 1);
+  if (!r->leaky || !r->labels || !r->groups || !r->smp_labels || !r->exclude) return oom();
   int rc = 0;
   an_lexicon *lex[AZ_MAX_LANGS] = {NULL, NULL};
   for (int l = 0; !rc && l < AZ_MAX_LANGS; l++) rc = an_lexicon_load((an_lang)l, &lex[l]);
@@ -382,6 +387,8 @@ static int scan_leaks(az_run *r) {
     r->groups[i] = fnv_str(r->smp.rows[i].image_id);
     int excl = r->leaky[i] && r->cfg->analyze.exclude_leaky_prompts;
     r->labels[i] = excl ? SC_LABEL_UNKNOWN : r->smp.rows[i].label;
+    r->smp_labels[i] = r->smp.rows[i].label;
+    r->exclude[i] = (uint8_t)excl;
     if (!r->leaky[i]) continue;
     n_leaky++;
     sc_json *o = sc_json_add(rows, NULL, sc_json_new_object());
@@ -556,6 +563,121 @@ static size_t token_piece(const tok_tokenizer *t, int32_t id, char *buf, size_t 
   return n;
 }
 
+/* ---- per-token features of the caption tokens (RQ4) ---- */
+
+/* The caption tokens of one language and layer in row order, their texts
+ * and their active features (sparse): what RQ4 reads through its rows
+ * callback, never a dense [tokens, d_sae] matrix. */
+typedef struct tok_store {
+  const az_run *r;
+  int64_t n, cap;
+  int64_t *sample;
+  size_t *text_at, *text_len;
+  char *text;
+  size_t text_used, text_cap;
+  int64_t *ptr;          /* (n + 1) */
+  int32_t *feat;
+  float *val;
+  int64_t nnz, ecap;
+  int64_t n_features;
+} tok_store;
+
+static void tok_store_free(tok_store *t) {
+  free(t->sample), free(t->text_at), free(t->text_len), free(t->text), free(t->ptr), free(t->feat), free(t->val);
+  memset(t, 0, sizeof *t);
+}
+
+static int tok_store_add(void *user, int64_t sample, const store_row_meta *meta, const int32_t *feature,
+                         const float *value, int n_active) {
+  tok_store *t = user;
+  if (meta->segment != STORE_SEG_CAPTION) return 0;
+  if (t->n + 1 >= t->cap) {
+    int64_t nc = t->cap ? t->cap * 2 : 1024;
+    int64_t *s = realloc(t->sample, (size_t)nc * sizeof *s);
+    if (s) t->sample = s;
+    size_t *a = s ? realloc(t->text_at, (size_t)nc * sizeof *a) : NULL;
+    if (a) t->text_at = a;
+    size_t *l = a ? realloc(t->text_len, (size_t)nc * sizeof *l) : NULL;
+    if (l) t->text_len = l;
+    int64_t *p = l ? realloc(t->ptr, (size_t)(nc + 1) * sizeof *p) : NULL;
+    if (p) t->ptr = p;
+    if (!p) return oom();
+    if (!t->cap) t->ptr[0] = 0;
+    t->cap = nc;
+  }
+  if (t->nnz + n_active > t->ecap) {
+    int64_t nc = t->ecap ? t->ecap : 4096;
+    while (nc < t->nnz + n_active) nc *= 2;
+    int32_t *f = realloc(t->feat, (size_t)nc * sizeof *f);
+    if (f) t->feat = f;
+    float *v = f ? realloc(t->val, (size_t)nc * sizeof *v) : NULL;
+    if (v) t->val = v;
+    if (!v) return oom();
+    t->ecap = nc;
+  }
+  char piece[256];
+  size_t pl = token_piece(t->r->tok, meta->token_id, piece, sizeof piece);
+  if (t->text_used + pl + 1 > t->text_cap) {
+    size_t nc = t->text_cap ? t->text_cap * 2 : 65536;
+    while (nc < t->text_used + pl + 1) nc *= 2;
+    char *x = realloc(t->text, nc);
+    if (!x) return oom();
+    t->text = x, t->text_cap = nc;
+  }
+  memcpy(t->text + t->text_used, piece, pl);
+  t->text[t->text_used + pl] = 0;
+  t->text_at[t->n] = t->text_used;
+  t->text_len[t->n] = pl;
+  t->text_used += pl + 1;
+  t->sample[t->n] = sample;
+  memcpy(t->feat + t->nnz, feature, (size_t)n_active * sizeof *feature);
+  memcpy(t->val + t->nnz, value, (size_t)n_active * sizeof *value);
+  t->nnz += n_active;
+  t->ptr[++t->n] = t->nnz;
+  return 0;
+}
+
+static int tok_store_rows(void *user, size_t tok0, size_t n_tok, float *out) {
+  const tok_store *t = user;
+  memset(out, 0, n_tok * (size_t)t->n_features * sizeof *out);
+  for (size_t k = 0; k < n_tok; k++) {
+    int64_t i = (int64_t)(tok0 + k);
+    if (i >= t->n) return sc_error_setc(SC_ERR_INTERNAL, "morphology rows: token %lld of %lld", (long long)i, (long long)t->n);
+    for (int64_t e = t->ptr[i]; e < t->ptr[i + 1]; e++) out[k * (size_t)t->n_features + (size_t)t->feat[e]] = t->val[e];
+  }
+  return 0;
+}
+
+/* RQ4 of one language on the stored caption tokens. */
+static int rq4_lang(const az_run *r, int li, tok_store *ts, const uint8_t *exclude, sc_json **out) {
+  an_lexicon *lex = NULL;
+  const char **text = malloc((size_t)(ts->n ? ts->n : 1) * sizeof *text);
+  int rc = text ? an_lexicon_load(r->lang[li].lang, &lex) : oom();
+  for (int64_t i = 0; !rc && i < ts->n; i++) text[i] = ts->text + ts->text_at[i];
+  if (!rc) {
+    an_morphology_input in;
+    memset(&in, 0, sizeof in);
+    in.lang = r->lang[li].lang;
+    in.n_samples = (size_t)r->n;
+    in.label = r->smp_labels;
+    in.exclude = exclude;
+    in.n_tokens = (size_t)ts->n;
+    in.token_sample = ts->sample;
+    in.token_text = text;
+    in.token_len = ts->text_len;
+    in.n_features = (size_t)ts->n_features;
+    in.rows = tok_store_rows;
+    in.user = ts;
+    in.fdr = r->cfg->analyze.fdr;
+    in.min_samples = (size_t)r->cfg->analyze.min_per_label;
+    in.top_k = (size_t)r->cfg->analyze.top_k;
+    rc = an_morphology_run(lex, &in, out);
+  }
+  an_lexicon_free(lex);
+  free(text);
+  return rc;
+}
+
 /* ---- feature cards ---- */
 
 typedef struct card_ctx {
@@ -658,7 +780,7 @@ static int feature_opts(const az_run *r, an_feat_opts *fo) {
   return 0;
 }
 
-static int do_layer(az_run *r, int l, sc_json *layers_json) {
+static int do_layer(az_run *r, int l, sc_json *layers_json, sc_json *morph_layers) {
   int L = r->layers[l], rc = 0;
   char sub[32], *base = sc_path_join(r->out, "saes"), *sd;
   snprintf(sub, sizeof sub, "layer_%d", L);
@@ -670,6 +792,9 @@ static int do_layer(az_run *r, int l, sc_json *layers_json) {
   an_sae_pooled fp[AZ_MAX_LANGS];
   uint8_t *use[AZ_MAX_LANGS] = {NULL, NULL};
   memset(fp, 0, sizeof fp);
+  /* RQ4 reads the caption tokens: only when the primary segment is the caption */
+  int rq4 = r->seg[0] == STORE_SEG_CAPTION;
+  sc_json *ml = rq4 ? NULL : sc_json_new_object(), *mlangs = NULL;
   for (int li = 0; !rc && li < r->n_langs; li++) {
     char *ld = store_layer_dir(r->out, r->lang[li].name, L), label[64];
     if (!ld) {
@@ -681,6 +806,11 @@ static int do_layer(az_run *r, int l, sc_json *layers_json) {
     po.mean_segments = r->seg_bits;
     po.sae_segments = 1u << r->seg[0];
     po.label = label;
+    tok_store ts;
+    memset(&ts, 0, sizeof ts);
+    ts.r = r;
+    ts.n_features = s->cfg.n;
+    if (rq4) po.per_token = tok_store_add, po.user = &ts;
     const char *dirs[1] = {ld};
     an_pooled tmp[STORE_N_SEGMENTS];
     memset(tmp, 0, sizeof tmp);
@@ -690,7 +820,31 @@ static int do_layer(az_run *r, int l, sc_json *layers_json) {
       if (r->seg_bits >> sg & 1u) *mean_at(r, l, li, sg) = tmp[sg];
     if (!rc && !(use[li] = malloc((size_t)(r->n ? r->n : 1)))) rc = oom();
     for (int64_t i = 0; !rc && i < r->n; i++) use[li][i] = fp[li].count[i] > 0;
+    if (!rc && rq4) {
+      sc_json *obj = NULL;
+      rc = rq4_lang(r, li, &ts, r->exclude, &obj);
+      if (!rc && !mlangs) {
+        char rel[48];
+        snprintf(rel, sizeof rel, "saes/layer_%d", L);
+        ml = sc_json_new_object();
+        if (!ml || !sc_json_add_num(ml, "layer", L) || !sc_json_add_str(ml, "sae", rel) ||
+            !(mlangs = sc_json_add(ml, "languages", sc_json_new_object())))
+          rc = oom();
+      }
+      if (!rc && !sc_json_add(mlangs, r->lang[li].name, obj)) rc = oom();
+      else if (rc) sc_json_free(obj);
+    }
+    tok_store_free(&ts);
   }
+  if (!rc && !rq4 &&
+      (!sc_json_add_num(ml, "layer", L) || !sc_json_add_str(ml, "status", "skipped") ||
+       !sc_json_add_str(ml, "skip_reason", "RQ4 reads caption tokens; the primary segment (first of analyze.segments) is not caption")))
+    rc = oom();
+  if (!rc && ml) {
+    if (!sc_json_add(morph_layers, NULL, ml)) rc = oom();
+    ml = NULL;
+  }
+  sc_json_free(ml);
   an_feat_result res;
   memset(&res, 0, sizeof res);
   an_feat_lang_in in[AZ_MAX_LANGS];
@@ -816,18 +970,18 @@ int sc_analyze_run(const sc_config *cfg, const sc_analyze_opts *o, sc_analyze_su
                ? oom()
                : 0;
     }
-    for (int l = 0; !rc && l < r.n_layers; l++) rc = do_layer(&r, l, layers);
-    if (!rc) rc = rq1(&r, &cross);
-    if (!rc) rc = add_common(&r, cross, 0, NULL);
+    sc_json *mlayers = NULL;
     if (!rc) {
       morph = sc_json_new_object();
-      rc = morph && sc_json_add_str(morph, "schema", "saecap.morphology_analysis/1") &&
-                   sc_json_add_str(morph, "status", "skipped") &&
-                   sc_json_add_str(morph, "skip_reason", "the RQ4 module is not linked yet")
-               ? 0
-               : oom();
+      rc = morph && sc_json_add_str(morph, "schema", "saecap.morphology_analysis/1") ? 0 : oom();
       if (!rc) rc = add_common(&r, morph, 0, NULL);
+      if (!rc && (!sc_json_add_str(morph, "segment", seg_name(r.seg[0])) ||
+                  !(mlayers = sc_json_add(morph, "layers", sc_json_new_array()))))
+        rc = oom();
     }
+    for (int l = 0; !rc && l < r.n_layers; l++) rc = do_layer(&r, l, layers, mlayers);
+    if (!rc) rc = rq1(&r, &cross);
+    if (!rc) rc = add_common(&r, cross, 0, NULL);
     if (!rc) rc = sc_mkdirs(res_dir);
     /* all computed: now the files, each atomic */
     if (!rc) rc = write_json(p_cross, cross);
