@@ -18,6 +18,8 @@ echo "== train one shared EN+AR SAE per layer (resumes / skips if run before)"
 "$bin" train --config configs/demo.yaml
 echo "== SAE metrics on the held-out split (+ CE loss recovered)"
 "$bin" sae-eval --config configs/demo.yaml
+echo "== gender analysis: RQ1 cross-lingual, RQ2 SAE features, RQ4 morphology"
+"$bin" analyze --config configs/demo.yaml
 
 cat <<EOM
 
@@ -29,4 +31,7 @@ demo finished. Outputs:
   $out/captions/<lang>.jsonl                 one generated caption per sample and language
   $out/saes/layer_<L>/                       SAELens v6 SAE, sparsity, trainer state, training_log.jsonl
   $out/results/sae_metrics.json              SAE metrics per layer and language (docs/results/sae_metrics.md)
+  $out/results/cross_lingual_analysis.json   RQ1 per layer (docs/results/cross_lingual_analysis.md)
+  $out/results/feature_analysis.json         RQ2 gender features + cards (docs/results/feature_analysis.md)
+  $out/results/morphology_analysis.json      RQ4 grammatical vs semantic (docs/results/morphology_analysis.md)
 EOM
