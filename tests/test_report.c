@@ -77,6 +77,7 @@ static void test_full_report(void **state) {
   char *rep = tu_join(out, "report/report.html"), *vis = tu_join(out, "visualizations");
   script_ok("trace", rep, out);  /* every summary number is the JSON's */
   script_ok("rq1", vis, out);    /* RQ1 series read back from the SVGs */
+  script_ok("rq3", vis, out);    /* RQ3 bars read back */
   /* self-contained: no external reference of any kind */
   assert_null(strstr(html, "http://"));
   assert_null(strstr(html, "https://"));
@@ -104,7 +105,9 @@ static void test_json_edit_changes_report(void **state) {
   char *cfg, *out = setup("report_edit",
                           "--set cross_lingual_analysis:segments.caption.layers.0.direction.cosine=0.4321 "
                           "--set feature_analysis:layers.1.cross_language.counts.ar_only=987 "
-                          "--set sae_metrics:saes.0.languages.ar.fvu=0.7654321",
+                          "--set sae_metrics:saes.0.languages.ar.fvu=0.7654321 "
+                          "--set steering_experiments:tests.0.targeted_effect=-0.777 "
+                          "--set morphology_analysis:layers.0.languages.ar.classification.both=41",
                           &cfg);
   run_report(cfg);
   size_t len;
@@ -112,6 +115,8 @@ static void test_json_edit_changes_report(void **state) {
   assert_non_null(strstr(html, "direction.cosine\" data-dec=\"3\">0.432</span>"));
   assert_non_null(strstr(html, "counts.ar_only\" data-dec=\"0\">987</span>"));
   assert_non_null(strstr(html, ">0.7654</span>"));
+  assert_non_null(strstr(html, "tests.0.targeted_effect\" data-dec=\"3\">-0.777</span>"));
+  assert_non_null(strstr(html, "classification.both\" data-dec=\"0\">41</span>"));
   char *rep = tu_join(out, "report/report.html"), *vis = tu_join(out, "visualizations");
   script_ok("trace", rep, out);
   script_ok("rq1", vis, out);

@@ -254,16 +254,137 @@ void rep_html_summary(rep_buf *b, const rep_results *r) {
   rep_buf_puts(b, "</section>\n");
 }
 
-/* ==== placeholders until the steer and morphology schemas land ==== */
+/* ==== RQ3 ==== */
+
+static int cond_index(const sc_json *root, const char *name, const char *kind, const char *lang) {
+  const sc_json *cs = rep_j(root, "conditions");
+  for (int i = 0; i < sc_json_size(cs); i++) {
+    const sc_json *c = sc_json_at(cs, i);
+    const char *n = rep_jstr(c, "name"), *k = rep_jstr(c, "kind"), *l = rep_jstr(c, "language");
+    if (name ? n && !strcmp(n, name) : k && l && !strcmp(k, kind) && !strcmp(l, lang)) return i;
+  }
+  return -1;
+}
+
+static void rq3_test(rep_buf *b, const rep_result *r, int i) {
+  const sc_json *t = sc_json_at(rep_j(r->root, "tests"), i);
+  const char *lang = rep_jstr(t, "language");
+  int j = cond_index(r->root, rep_jstr(t, "targeted"), NULL, NULL);
+  int bi = lang ? cond_index(r->root, NULL, "baseline", lang) : -1;
+  rep_buf_puts(b, "<li>");
+  T(b, r, "tests.%d.language", i);
+  rep_buf_puts(b, " captions, layer ");
+  N(b, r, 0, "tests.%d.layer", i);
+  rep_buf_puts(b, ", top-k with k = ");
+  N(b, r, 0, "tests.%d.k", i);
+  rep_buf_puts(b, ": gendered words per caption change by ");
+  N(b, r, 3, "tests.%d.targeted_effect", i);
+  rep_buf_puts(b, " (bootstrap CI ");
+  rep_buf_puts(b, "[");
+  N(b, r, 3, "conditions.%d.vs_baseline.gendered.ci_low", j);
+  rep_buf_puts(b, ", ");
+  N(b, r, 3, "conditions.%d.vs_baseline.gendered.ci_high", j);
+  rep_buf_puts(b, "]; baseline ");
+  N(b, r, 3, "conditions.%d.means.gendered", bi);
+  rep_buf_puts(b, " per caption); random frequency-matched sets: mean change ");
+  N(b, r, 3, "tests.%d.random_mean_effect", i);
+  rep_buf_puts(b, ", rank p ");
+  N(b, r, 3, "tests.%d.p_rank", i);
+  rep_buf_puts(b, "; sign-flip p ");
+  N(b, r, 4, "tests.%d.signflip_p", i);
+  rep_buf_puts(b, "; the other language's features: change ");
+  N(b, r, 3, "tests.%d.other_language_effect", i);
+  rep_buf_puts(b, ". Cost of the targeted edit: KL ");
+  N(b, r, 4, "conditions.%d.means.kl", j);
+  rep_buf_puts(b, " nats per token, chrF to the baseline caption ");
+  N(b, r, 2, "conditions.%d.means.chrf", j);
+  rep_buf_puts(b, ".</li>\n");
+}
 
 void rep_summary_rq3(rep_buf *b, const rep_result *r) {
   rep_buf_puts(b, "<h3>RQ3: Does suppressing the gender features change the captions, and at what cost?</h3>\n<ul>\n");
-  if (!absent(b, r)) rep_buf_puts(b, "<li>See the steering figures.</li>\n");
+  if (!absent(b, r)) {
+    int n = rep_jlen(r->root, "tests");
+    if (!n) rep_buf_puts(b, "<li>steering_experiments.json lists no test.</li>\n");
+    else {
+      rep_buf_puts(b, "<li>Edit mode ");
+      T(b, r, "settings.mode");
+      rep_buf_puts(b, " on ");
+      N(b, r, 0, "settings.n_samples");
+      rep_buf_puts(b, " images of the ");
+      T(b, r, "settings.split");
+      rep_buf_puts(b, " split.</li>\n");
+    }
+    for (int i = 0; i < n; i++) rq3_test(b, r, i);
+  }
   rep_buf_puts(b, "</ul>\n");
 }
 
+/* ==== RQ4 ==== */
+
+static void rq4_lang(rep_buf *b, const rep_result *r, int i, const char *lang) {
+  char p[160];
+  snprintf(p, sizeof p, "layers.%d.languages.%s", i, lang);
+  rep_buf_puts(b, "<li>Layer ");
+  N(b, r, 0, "layers.%d.layer", i);
+  rep_buf_printf(b, ", %s: ", fx_lang_name(lang));
+  const char *cs = rep_jstr(rep_j(r->root, p), "classification.status");
+  if (cs && strcmp(cs, "ok") != 0) {
+    rep_buf_puts(b, "tests skipped (grammatical: ");
+    T(b, r, "%s.grammatical.skip_reason", p);
+    rep_buf_puts(b, "; semantic: ");
+    T(b, r, "%s.semantic.skip_reason", p);
+    rep_buf_puts(b, ").</li>\n");
+    return;
+  }
+  rep_buf_puts(b, "of ");
+  N(b, r, 0, "%s.n_features", p);
+  rep_buf_puts(b, " features, ");
+  N(b, r, 0, "%s.classification.grammatical", p);
+  rep_buf_puts(b, " track grammatical gender only, ");
+  N(b, r, 0, "%s.classification.semantic", p);
+  rep_buf_puts(b, " semantic gender only, ");
+  N(b, r, 0, "%s.classification.both", p);
+  rep_buf_puts(b, " both (");
+  N(b, r, 0, "%s.classification.both_same_direction", p);
+  rep_buf_puts(b, " with the same sign), ");
+  N(b, r, 0, "%s.classification.neither", p);
+  rep_buf_puts(b, " neither (q &lt; ");
+  N(b, r, 2, "%s.fdr", p);
+  rep_buf_puts(b, "); words tested: ");
+  N(b, r, 0, "%s.grammatical.n_feminine", p);
+  rep_buf_puts(b, " feminine, ");
+  N(b, r, 0, "%s.grammatical.n_masculine", p);
+  rep_buf_puts(b, " masculine; samples: ");
+  N(b, r, 0, "%s.semantic.n_female", p);
+  rep_buf_puts(b, " female, ");
+  N(b, r, 0, "%s.semantic.n_male", p);
+  rep_buf_puts(b, " male.</li>\n");
+}
+
 void rep_summary_rq4(rep_buf *b, const rep_result *r) {
-  rep_buf_puts(b, "<h3>RQ4: Do Arabic features track grammatical or semantic gender?</h3>\n<ul>\n");
-  if (!absent(b, r)) rep_buf_puts(b, "<li>See the morphology figure.</li>\n");
+  rep_buf_puts(b, "<h3>RQ4: Do the features track grammatical or semantic gender?</h3>\n<ul>\n");
+  if (!absent(b, r)) {
+    int n = rep_jlen(r->root, "layers"), shown = 0;
+    for (int i = 0; i < n; i++) {
+      const sc_json *L = sc_json_at(rep_j(r->root, "layers"), i);
+      const char *st = rep_jstr(L, "status");
+      if (st && strcmp(st, "ok") != 0) {
+        rep_buf_puts(b, "<li>Layer ");
+        N(b, r, 0, "layers.%d.layer", i);
+        rep_buf_puts(b, ": skipped (");
+        T(b, r, "layers.%d.skip_reason", i);
+        rep_buf_puts(b, ").</li>\n");
+        shown++;
+        continue;
+      }
+      for (const sc_json *l = sc_json_first(rep_j(L, "languages")); l; l = sc_json_next(l))
+        if (sc_json_key(l) && strlen(sc_json_key(l)) < 16 && !strchr(sc_json_key(l), '.')) {
+          rq4_lang(b, r, i, sc_json_key(l));
+          shown++;
+        }
+    }
+    if (!shown) rep_buf_puts(b, "<li>morphology_analysis.json lists no layer.</li>\n");
+  }
   rep_buf_puts(b, "</ul>\n");
 }

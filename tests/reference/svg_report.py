@@ -20,6 +20,9 @@ usage:
       the series of rq1_direction_cosine.svg / rq1_probe_accuracy.svg /
       rq1_cka.svg (their <desc id="saecap-data">) equal the JSON's per-layer
       values, and the divergence layer is marked.
+  svg_report.py rq3 VIS_DIR OUT_DIR
+      the bars of every rq3_bars_L<layer>_<lang>.svg are the baseline's and
+      the conditions' means.gendered, with CIs at baseline + vs_baseline CI.
 """
 import html.parser
 import json
@@ -131,6 +134,71 @@ def sae_metrics(rng, layers):
             "ce_loss": True, "saes": saes}
 
 
+def steering(rng, layers, ks=(2, 5), n_random=2):
+    conds, tests = [], []
+    measures = ("male", "female", "gendered", "neutral", "length", "kl", "delta_loglik", "chrf")
+
+    def cond(name, lang, kind, layer=None, k=None, rep=None, src=None, base=None):
+        means = {m: round(rng.uniform(0, 2), 6) for m in measures}
+        c = {"name": name, "language": lang, "kind": kind, "captions": f"steering_captions/{name}.jsonl",
+             "layer": layer, "k": k, "replicate": rep, "feature_language": src,
+             "features": list(range(k or 0)), "config_hash": "fnv1a64:0", "means": means}
+        if base is None:
+            c["vs_baseline"] = None
+        else:
+            c["vs_baseline"] = {}
+            for m in measures:
+                d = round(means[m] - base["means"][m], 6)
+                c["vs_baseline"][m] = {"mean_diff": d, "ci_low": round(d - 0.2, 6), "ci_high": round(d + 0.2, 6)}
+        conds.append(c)
+        return c
+
+    for lang in ("en", "ar"):
+        base = cond(f"{lang}_baseline", lang, "baseline")
+        other = "ar" if lang == "en" else "en"
+        for L in layers[:2]:
+            for k in ks:
+                t = cond(f"{lang}_L{L}_targeted_k{k}", lang, "targeted", L, k, None, lang, base)
+                rs = [cond(f"{lang}_L{L}_random{j}_k{k}", lang, "random", L, k, j, lang, base)
+                      for j in range(1, n_random + 1)]
+                o = cond(f"{lang}_L{L}_other_k{k}", lang, "other_language", L, k, None, other, base)
+                re = [r["vs_baseline"]["gendered"]["mean_diff"] for r in rs]
+                tests.append({"language": lang, "layer": L, "k": k, "measure": "gendered",
+                              "targeted": t["name"], "targeted_effect": t["vs_baseline"]["gendered"]["mean_diff"],
+                              "random_effects": re, "other_language_effect": o["vs_baseline"]["gendered"]["mean_diff"],
+                              "random_mean_effect": round(sum(re) / len(re), 6), "p_rank": 0.3333,
+                              "signflip_mean_diff": 0.1, "signflip_p": 0.0123, "permutations": 200})
+    return {"schema": "saecap.steering_experiments/1", "saecap_version": "0.1.0", "seed": 1,
+            "settings": {"mode": "ablate", "split": "test", "n_samples": 6, "max_new_tokens": 16,
+                         "precision": "f32", "random_controls": n_random, "bootstrap": 200,
+                         "permutations": 200, "ci": 0.95},
+            "conditions": conds, "tests": tests}
+
+
+def morphology(rng, layers, d_sae=64):
+    out = []
+    for L in layers:
+        feats = []
+        for f in rng.sample(range(d_sae), 12):
+            cls = rng.choice(["grammatical", "semantic", "both"])
+            st = lambda: {"cohens_d": round(rng.uniform(-2, 2), 6), "p": 0.001, "q": 0.01,
+                          "mean_feminine": 0.3, "mean_masculine": 0.1}
+            feats.append({"feature": f, "class": cls, "grammatical": st(), "semantic": st()})
+        n = {c: sum(1 for e in feats if e["class"] == c) for c in ("grammatical", "semantic", "both")}
+        ar = {"language": "ar", "n_features": d_sae, "fdr": 0.05,
+              "grammatical": {"status": "ok", "skip_reason": None, "n_feminine": 40, "n_masculine": 35,
+                              "n_tested": 50, "n_significant": n["grammatical"] + n["both"], "top": []},
+              "semantic": {"status": "ok", "skip_reason": None, "n_female": 12, "n_male": 12,
+                           "n_tested": 50, "n_significant": n["semantic"] + n["both"], "top": []},
+              "classification": {"status": "ok", "grammatical": n["grammatical"], "semantic": n["semantic"],
+                                 "both": n["both"], "neither": d_sae - len(feats), "untested": 0,
+                                 "both_same_direction": 1},
+              "features": feats, "features_truncated": False}
+        out.append({"layer": L, "sae": f"saes/layer_{L}", "languages": {"ar": ar}})
+    return {"schema": "saecap.morphology_analysis/1", "saecap_version": "0.1.0", "segment": "caption",
+            "layers": out}
+
+
 def write_json(path, obj):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
@@ -161,7 +229,8 @@ def fixture(out, args):
     rng = random.Random(7)
     layers = [1, 3, 5, 7, 9][:n_layers]
     files = {"cross_lingual_analysis": crossling(rng, layers), "feature_analysis": features(rng, layers),
-             "sae_metrics": sae_metrics(rng, layers)}
+             "sae_metrics": sae_metrics(rng, layers), "steering_experiments": steering(rng, layers),
+             "morphology_analysis": morphology(rng, layers)}
     for s in sets:
         key, val = s.split("=", 1)
         stem, path = key.split(":", 1)
@@ -228,7 +297,10 @@ def lookup(obj, path):
     for k in path.split("."):
         if isinstance(obj, list):
             try:
-                obj = obj[int(k)]
+                i = int(k)
+                if i < 0:
+                    return None
+                obj = obj[i]
             except (ValueError, IndexError):
                 return None
         elif isinstance(obj, dict):
@@ -319,6 +391,31 @@ def rq1(vis, out):
     print("ok")
 
 
+def rq3(vis, out):
+    """Bars of each (language, layer): baseline mean then the conditions of
+    that language and layer in file order, heights = means.gendered."""
+    j = json.load(open(os.path.join(out, "results", "steering_experiments.json"), encoding="utf-8"))
+    conds = j["conditions"]
+    pairs = []
+    for c in conds:
+        if c["kind"] != "baseline" and (c["language"], c["layer"]) not in pairs:
+            pairs.append((c["language"], c["layer"]))
+    if not pairs:
+        sys.exit("no steered condition in the fixture")
+    for lang, layer in pairs:
+        base = [c for c in conds if c["kind"] == "baseline" and c["language"] == lang][0]
+        mine = [c for c in conds if c["language"] == lang and c["layer"] == layer]
+        want = [base["means"]["gendered"]] + [c["means"]["gendered"] for c in mine]
+        lo = [None] + [base["means"]["gendered"] + c["vs_baseline"]["gendered"]["ci_low"] for c in mine]
+        data = svg_data(os.path.join(vis, f"rq3_bars_L{layer}_{lang}.svg"))
+        bars = [s for s in data["series"] if s["kind"] == "bars"][0]
+        if bars["y"] != want:
+            sys.exit(f"rq3_bars_L{layer}_{lang}: bars {bars['y']}, JSON {want}")
+        if any(abs(a - b) > 1e-12 for a, b in zip(bars["lo"][1:], lo[1:])) or bars["lo"][0] is not None:
+            sys.exit(f"rq3_bars_L{layer}_{lang}: CI low {bars['lo']}, JSON {lo}")
+    print("ok")
+
+
 def main():
     a = sys.argv[1:]
     if len(a) >= 2 and a[0] == "fixture":
@@ -327,6 +424,8 @@ def main():
         trace(a[1], a[2])
     elif len(a) == 3 and a[0] == "rq1":
         rq1(a[1], a[2])
+    elif len(a) == 3 and a[0] == "rq3":
+        rq3(a[1], a[2])
     else:
         sys.exit(__doc__)
 
