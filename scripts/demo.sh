@@ -20,6 +20,8 @@ echo "== SAE metrics on the held-out split (+ CE loss recovered)"
 "$bin" sae-eval --config configs/demo.yaml
 echo "== gender analysis: RQ1 cross-lingual, RQ2 SAE features, RQ4 morphology"
 "$bin" analyze --config configs/demo.yaml
+echo "== steering: ablate the top-k gender features, random controls, cost (RQ3)"
+"$bin" steer --config configs/demo.yaml
 
 cat <<EOM
 
@@ -34,4 +36,6 @@ demo finished. Outputs:
   $out/results/cross_lingual_analysis.json   RQ1 per layer (docs/results/cross_lingual_analysis.md)
   $out/results/feature_analysis.json         RQ2 gender features + cards (docs/results/feature_analysis.md)
   $out/results/morphology_analysis.json      RQ4 grammatical vs semantic (docs/results/morphology_analysis.md)
+  $out/results/steering_experiments.json     RQ3 steering effects + costs (docs/results/steering_experiments.md)
+  $out/results/steering_captions/            one <condition>.jsonl of captions and measures per condition
 EOM
