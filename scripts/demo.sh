@@ -39,3 +39,7 @@ demo finished. Outputs:
   $out/results/steering_experiments.json     RQ3 steering effects + costs (docs/results/steering_experiments.md)
   $out/results/steering_captions/            one <condition>.jsonl of captions and measures per condition
 EOM
+
+echo "== report: figures (visualizations/) and one self-contained HTML page"
+"$bin" report --config configs/demo.yaml
+echo "report: $out/report/report.html  (visualizations/*.svg|png, docs/results/report.md)"
