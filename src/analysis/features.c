@@ -38,6 +38,27 @@ static int cmp_rank(const void *x, const void *y) {
   return (a->f > b->f) - (a->f < b->f);
 }
 
+/* Cohen's d and the Mann–Whitney p of tested feature j from its CSC column;
+ * af / am are scratch columns of the female / male used samples. */
+static int test_feature(an_feat_lang *L, int64_t j, const int64_t *col, const int64_t *cs, const float *cv,
+                        const int *labels, const int64_t *pos, double *af, double *am) {
+  memset(af, 0, (size_t)L->n_female * sizeof *af);
+  memset(am, 0, (size_t)L->n_male * sizeof *am);
+  for (int64_t k = col[j]; k < col[j + 1]; k++) {
+    int64_t i = cs[k];
+    if (labels[i] == SC_LABEL_MALE) am[pos[i]] = cv[k];
+    else af[pos[i]] = cv[k];
+  }
+  int st = an_cohens_d(af, (size_t)L->n_female, am, (size_t)L->n_male, &L->d[j]);
+  if (st < 0) return st;
+  L->d_status[j] = (int8_t)st;
+  an_mw_result mw;
+  st = an_mannwhitney(af, (size_t)L->n_female, am, (size_t)L->n_male, AN_MW_AUTO, &mw);
+  if (st < 0) return st;
+  L->p[j] = mw.p;
+  return 0;
+}
+
 /* Per-feature statistics of one language. */
 static int compute_lang(const an_feat_lang_in *in, const int *labels, int64_t n, const an_feat_opts *o,
                         an_feat_lang *L) {
@@ -114,26 +135,32 @@ static int compute_lang(const an_feat_lang_in *in, const int *labels, int64_t n,
     if (col[j + 1] == col[j]) continue;
     L->tested[j] = 1;
     L->n_tested++;
-    memset(af, 0, (size_t)L->n_female * sizeof *af);
-    memset(am, 0, (size_t)L->n_male * sizeof *am);
-    for (int64_t k = col[j]; k < col[j + 1]; k++) {
-      int64_t i = cs[k];
-      if (labels[i] == SC_LABEL_MALE) am[pos[i]] = cv[k];
-      else af[pos[i]] = cv[k];
+  }
+  /* the tests, one feature per iteration: independent, so the result does
+   * not depend on the thread count. An error message is thread-local: the
+   * first failing feature is redone here to set it. */
+  int64_t bad = -1;
+  int no_mem = 0;
+  if (!rc) {
+#pragma omp parallel
+    {
+      double *tf = malloc((size_t)L->n_female * sizeof *tf), *tm = malloc((size_t)L->n_male * sizeof *tm);
+      if (!tf || !tm) {
+#pragma omp atomic write
+        no_mem = 1;
+      }
+#pragma omp for schedule(dynamic, 32)
+      for (int64_t j = 0; j < nf; j++) {
+        if (!L->tested[j] || !tf || !tm) continue;
+        if (test_feature(L, j, col, cs, cv, labels, pos, tf, tm) < 0) {
+#pragma omp critical(an_feat_bad)
+          if (bad < 0 || j < bad) bad = j;
+        }
+      }
+      free(tf), free(tm);
     }
-    int st = an_cohens_d(af, (size_t)L->n_female, am, (size_t)L->n_male, &L->d[j]);
-    if (st < 0) {
-      rc = st;
-      break;
-    }
-    L->d_status[j] = (int8_t)st;
-    an_mw_result mw;
-    st = an_mannwhitney(af, (size_t)L->n_female, am, (size_t)L->n_male, AN_MW_AUTO, &mw);
-    if (st < 0) {
-      rc = st;
-      break;
-    }
-    L->p[j] = mw.p;
+    if (no_mem) rc = oom();
+    else if (bad >= 0) rc = test_feature(L, bad, col, cs, cv, labels, pos, af, am);
   }
   /* ranking: fired features by |d| */
   if (!rc) {
@@ -182,20 +209,30 @@ static int joint_bh(an_feat_result *r) {
 
 /* ---- the permutation null of the top-k overlap ---- */
 
+/* What every permutation of one language reads. */
 typedef struct perm_lang {
   const an_sae_pooled *f;
   const uint8_t *use;
   int64_t n_used;
   double *s, *qq;     /* totals over used samples per feature */
-  double *sf, *qf;    /* over the permuted-female used samples */
   int32_t *fired;     /* features with an entry in a used sample */
   int64_t n_fired;
-  rank_item *it;
-  uint8_t *in_top;
 } perm_lang;
 
-static void perm_lang_free(perm_lang *p) {
-  free(p->s), free(p->qq), free(p->sf), free(p->qf), free(p->fired), free(p->it), free(p->in_top);
+/* One thread's scratch for one language. */
+typedef struct perm_work {
+  double *sf, *qf;    /* sums over the permuted-female used samples */
+  rank_item *it;
+  uint8_t *in_top;
+} perm_work;
+
+static void perm_lang_free(perm_lang *p) { free(p->s), free(p->qq), free(p->fired); }
+static void perm_work_free(perm_work *w) { free(w->sf), free(w->qf), free(w->it), free(w->in_top); }
+
+static int perm_work_init(perm_work *w, int64_t nf) {
+  w->sf = calloc((size_t)nf, sizeof(double)), w->qf = calloc((size_t)nf, sizeof(double));
+  w->it = malloc((size_t)nf * sizeof *w->it), w->in_top = calloc((size_t)nf, 1);
+  return w->sf && w->qf && w->it && w->in_top ? 0 : SC_ERR_NOMEM;
 }
 
 static int perm_lang_init(perm_lang *p, const an_feat_lang_in *in, const an_feat_lang *L, const int *labels,
@@ -205,10 +242,8 @@ static int perm_lang_init(perm_lang *p, const an_feat_lang_in *in, const an_feat
   p->use = in->use;
   size_t nf = (size_t)L->n_features;
   p->s = calloc(nf, sizeof(double)), p->qq = calloc(nf, sizeof(double));
-  p->sf = calloc(nf, sizeof(double)), p->qf = calloc(nf, sizeof(double));
-  p->fired = malloc(nf * sizeof *p->fired), p->it = malloc(nf * sizeof *p->it);
-  p->in_top = calloc(nf, 1);
-  if (!p->s || !p->qq || !p->sf || !p->qf || !p->fired || !p->it || !p->in_top) return oom();
+  p->fired = malloc(nf * sizeof *p->fired);
+  if (!p->s || !p->qq || !p->fired) return oom();
   for (int64_t i = 0; i < n; i++) {
     if (!in->use[i] || !is_mf(labels[i])) continue;
     p->n_used++;
@@ -223,42 +258,60 @@ static int perm_lang_init(perm_lang *p, const an_feat_lang_in *in, const an_feat
   return 0;
 }
 
-/* Marks the top-k features by |d| under the permuted labels `perm`
- * (per sample, 1 = female); 0 or AN_STAT_TOO_FEW. */
-static int perm_topk(perm_lang *p, const int *labels, const uint8_t *female, int64_t n, int64_t k) {
+/* Marks in w->in_top the top-k features by |d| under the permuted labels
+ * (female[i] = 1: sample i is female); 0 or AN_STAT_TOO_FEW. */
+static int perm_topk(const perm_lang *p, perm_work *w, const int *labels, const uint8_t *female, int64_t n,
+                     int64_t k) {
   int64_t nfe = 0;
-  for (int64_t j = 0; j < p->n_fired; j++) p->sf[p->fired[j]] = 0, p->qf[p->fired[j]] = 0;
+  for (int64_t j = 0; j < p->n_fired; j++) w->sf[p->fired[j]] = 0, w->qf[p->fired[j]] = 0;
   for (int64_t i = 0; i < n; i++) {
     if (!p->use[i] || !is_mf(labels[i]) || !female[i]) continue;
     nfe++;
     for (int64_t e = p->f->row_ptr[i]; e < p->f->row_ptr[i + 1]; e++) {
       double v = p->f->mean[e];
-      p->sf[p->f->feature[e]] += v;
-      p->qf[p->f->feature[e]] += v * v;
+      w->sf[p->f->feature[e]] += v;
+      w->qf[p->f->feature[e]] += v * v;
     }
   }
   int64_t nma = p->n_used - nfe;
   if (nfe < 2 || nma < 2) return AN_STAT_TOO_FEW;
   for (int64_t t = 0; t < p->n_fired; t++) {
     int32_t j = p->fired[t];
-    double mf = p->sf[j] / (double)nfe, mm = (p->s[j] - p->sf[j]) / (double)nma;
-    double vf = (p->qf[j] - (double)nfe * mf * mf) / (double)(nfe - 1);
-    double vm = (p->qq[j] - p->qf[j] - (double)nma * mm * mm) / (double)(nma - 1);
+    double mf = w->sf[j] / (double)nfe, mm = (p->s[j] - w->sf[j]) / (double)nma;
+    double vf = (w->qf[j] - (double)nfe * mf * mf) / (double)(nfe - 1);
+    double vm = (p->qq[j] - w->qf[j] - (double)nma * mm * mm) / (double)(nma - 1);
     double sp2 = ((double)(nfe - 1) * (vf > 0 ? vf : 0) + (double)(nma - 1) * (vm > 0 ? vm : 0)) /
                  (double)(p->n_used - 2);
     double d = sp2 > 0 ? (mf - mm) / sqrt(sp2) : 0;
-    p->it[t].a = fabs(d);
-    p->it[t].f = j;
+    w->it[t].a = fabs(d);
+    w->it[t].f = j;
   }
-  qsort(p->it, (size_t)p->n_fired, sizeof *p->it, cmp_rank);
-  memset(p->in_top, 0, (size_t)p->f->n_features);
-  for (int64_t t = 0; t < k && t < p->n_fired; t++) p->in_top[p->it[t].f] = 1;
+  qsort(w->it, (size_t)p->n_fired, sizeof *w->it, cmp_rank);
+  memset(w->in_top, 0, (size_t)p->f->n_features);
+  for (int64_t t = 0; t < k && t < p->n_fired; t++) w->in_top[w->it[t].f] = 1;
   return 0;
 }
 
 static int cmp_u64(const void *x, const void *y) {
   uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
   return (a > b) - (a < b);
+}
+
+/* The overlap of permutation t (its own rng stream, so permutations can run
+ * in any order and on any thread), or -1 when a label has < 2 samples. */
+static double one_perm(const an_feat_result *r, const perm_lang pl[2], perm_work w[2], const int *labels, int64_t n,
+                       const int64_t *img, const int *glab0, int64_t ng, int *glab, uint8_t *female, uint64_t seed,
+                       uint64_t t) {
+  sc_rng rng;
+  sc_rng_seed(&rng, seed ^ 0x52513246ull ^ ((t + 1) * 0x9E3779B97F4A7C15ull)); /* "RQ2F" */
+  memcpy(glab, glab0, (size_t)ng * sizeof *glab);
+  sc_rng_shuffle(&rng, glab, (uint64_t)ng, sizeof *glab);
+  for (int64_t i = 0; i < n; i++) female[i] = img[i] >= 0 ? (uint8_t)glab[img[i]] : 0;
+  if (perm_topk(&pl[0], &w[0], labels, female, n, r->k) || perm_topk(&pl[1], &w[1], labels, female, n, r->k))
+    return -1;
+  int64_t ov = 0;
+  for (int64_t j = 0; j < r->n_features; j++) ov += w[0].in_top[j] && w[1].in_top[j];
+  return (double)ov;
 }
 
 /* Image-level label permutation: every image takes the label of its first
@@ -270,10 +323,9 @@ static int overlap_null(an_feat_result *r, const an_feat_lang_in *in, const int 
   memset(pl, 0, sizeof pl);
   uint64_t *ids = malloc((size_t)(n ? n : 1) * sizeof *ids);
   int64_t *img = malloc((size_t)(n ? n : 1) * sizeof *img);
-  uint8_t *female = malloc((size_t)(n ? n : 1));
   int *glab = NULL;
   double *null = malloc((size_t)o->permutations * sizeof *null);
-  int rc = ids && img && female && null ? 0 : oom();
+  int rc = ids && img && null ? 0 : oom();
   for (int l = 0; !rc && l < 2; l++) rc = perm_lang_init(&pl[l], &in[l], &r->lang[l], labels, n);
   int64_t ng = 0;
   if (!rc) {
@@ -300,20 +352,31 @@ static int overlap_null(an_feat_result *r, const an_feat_lang_in *in, const int 
       if (glab[lo] < 0) glab[lo] = labels[i] == SC_LABEL_FEMALE;
     }
   }
-  sc_rng rng;
-  sc_rng_seed(&rng, o->seed ^ 0x52513246ull); /* "RQ2F": this test's own stream */
-  int64_t valid = 0;
-  for (uint64_t t = 0; !rc && t < o->permutations; t++) {
-    sc_rng_shuffle(&rng, glab, (uint64_t)ng, sizeof *glab);
-    for (int64_t i = 0; i < n; i++) female[i] = img[i] >= 0 ? (uint8_t)glab[img[i]] : 0;
-    int st0 = perm_topk(&pl[0], labels, female, n, r->k);
-    int st1 = perm_topk(&pl[1], labels, female, n, r->k);
-    if (st0 || st1) continue;
-    int64_t ov = 0;
-    for (int64_t j = 0; j < r->n_features; j++) ov += pl[0].in_top[j] && pl[1].in_top[j];
-    null[valid++] = (double)ov;
+  int no_mem = 0;
+  if (!rc) {
+#pragma omp parallel
+    {
+      perm_work w[2];
+      memset(w, 0, sizeof w);
+      int *gl = malloc((size_t)(ng ? ng : 1) * sizeof *gl);
+      uint8_t *female = malloc((size_t)(n ? n : 1));
+      int ok = gl && female && !perm_work_init(&w[0], r->n_features) && !perm_work_init(&w[1], r->n_features);
+      if (!ok) {
+#pragma omp atomic write
+        no_mem = 1;
+      }
+#pragma omp for schedule(dynamic, 4)
+      for (int64_t t = 0; t < (int64_t)o->permutations; t++)
+        null[t] = ok ? one_perm(r, pl, w, labels, n, img, glab, ng, gl, female, o->seed, (uint64_t)t) : -1;
+      perm_work_free(&w[0]), perm_work_free(&w[1]);
+      free(gl), free(female);
+    }
+    if (no_mem) rc = oom();
   }
   if (!rc) {
+    int64_t valid = 0;
+    for (uint64_t t = 0; t < o->permutations; t++)
+      if (null[t] >= 0) null[valid++] = null[t];
     r->n_perm = valid;
     int64_t ge = 0;
     double sum = 0, ss = 0;
@@ -326,7 +389,7 @@ static int overlap_null(an_feat_result *r, const an_feat_lang_in *in, const int 
     r->p_overlap = (1.0 + (double)ge) / (1.0 + (double)valid);
   }
   perm_lang_free(&pl[0]), perm_lang_free(&pl[1]);
-  free(ids), free(img), free(female), free(glab), free(null);
+  free(ids), free(img), free(glab), free(null);
   return rc;
 }
 

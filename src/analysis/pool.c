@@ -264,7 +264,7 @@ int an_pool(const char *const *dirs, int n_dirs, const store_samples *smp, const
   r.out = r.s ? sae_out : NULL;
   r.cur = -1;
   if (sae_out) memset(sae_out, 0, sizeof *sae_out);
-  if (r.means && !means) return sc_error_setc(SC_ERR_ARG, "an_pool: means is NULL");
+  if (o->mean_segments && !means) return sc_error_setc(SC_ERR_ARG, "an_pool: mean_segments set but means is NULL");
 
   store_filter f = store_filter_default();
   f.segments = (o->mean_segments | (r.s ? o->sae_segments : 0u)) & ((1u << STORE_N_SEGMENTS) - 1);
