@@ -12,7 +12,6 @@
 #include "base/log.h"
 #include "io/json.h"
 #include "model/g3_config.h"
-#include "model/tokenizer.h"
 #include "pipeline/prepare.h"
 #include "sae/sae_io.h"
 #include "sae/sae_store_source.h"
@@ -121,6 +120,40 @@ static int check_dirs(const sc_train_plan *p) {
   return 0;
 }
 
+/* The ids of <start_of_turn> and <end_of_turn> from tokenizer.json's
+ * added_tokens. Only that array is parsed (the whole file is ~33 MB of
+ * vocabulary and merges that this does not need). */
+static int turn_ids(const char *path, int32_t *cand, int *c) {
+  char *buf = NULL;
+  size_t len = 0;
+  int rc = sc_read_file(path, (size_t)1 << 30, &buf, &len);
+  if (rc) return rc;
+  const char *k = strstr(buf, "\"added_tokens\""), *a = k ? strchr(k, '[') : NULL, *e = NULL;
+  int depth = 0, in_str = 0;
+  for (const char *q = a; q && q < buf + len && !e; q++) {
+    if (in_str) {
+      if (*q == '\\') q++;
+      else if (*q == '"') in_str = 0;
+    } else if (*q == '"') in_str = 1;
+    else if (*q == '[' || *q == '{') depth++;
+    else if ((*q == ']' || *q == '}') && --depth == 0) e = q + 1;
+  }
+  sc_json *arr = NULL;
+  if (!e) rc = sc_error_setc(SC_ERR_FORMAT, "%s: no added_tokens array", path);
+  if (!rc) rc = sc_json_parse(a, (size_t)(e - a), path, &arr);
+  static const char *const turn[] = {"<start_of_turn>", "<end_of_turn>"};
+  for (sc_json *t = rc ? NULL : sc_json_first(arr); t; t = sc_json_next(t)) {
+    const char *content = sc_json_str(sc_json_get(t, "content"));
+    int64_t id;
+    for (int i = 0; content && i < 2; i++)
+      if (!strcmp(content, turn[i]) && !sc_json_i64(sc_json_get(t, "id"), &id) && id >= 0 && id <= INT32_MAX)
+        cand[(*c)++] = (int32_t)id;
+  }
+  sc_json_free(arr);
+  free(buf);
+  return rc;
+}
+
 int sc_train_special_tokens(const sc_config *cfg, int32_t *ids, int *n) {
   *n = 0;
   if (!cfg->model.path) {
@@ -137,16 +170,7 @@ int sc_train_special_tokens(const sc_config *cfg, int32_t *ids, int *n) {
   for (int i = 0; i < mc.text.n_eos && c < SC_TRAIN_MAX_SPECIAL - 4; i++) cand[c++] = mc.text.eos_token_ids[i];
   if (mc.has_vision) cand[c++] = mc.boi_token_id, cand[c++] = mc.eoi_token_id;
   char *tp = sc_path_join(cfg->model.path, "tokenizer.json");
-  if (tp && sc_is_file(tp)) {
-    tok_tokenizer *tok = NULL;
-    rc = tok_load(&tok, tp);
-    static const char *const turn[] = {"<start_of_turn>", "<end_of_turn>"};
-    for (int i = 0; !rc && i < 2; i++) {
-      int32_t id = tok_token_id(tok, turn[i], strlen(turn[i]));
-      if (id >= 0) cand[c++] = id;
-    }
-    tok_free(tok);
-  }
+  if (tp && sc_is_file(tp)) rc = turn_ids(tp, cand, &c);
   free(tp);
   if (rc) return rc;
   for (int i = 0; i < c; i++) { /* unique, in order */
