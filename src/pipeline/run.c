@@ -18,14 +18,16 @@
 
 #define RUN_MAX_ARGS 32
 
-/* Holds <output_dir>/stages/.lock; the fd closes (and unlocks) on exit. */
+/* Holds <output_dir>/stages/.lock. The stage children inherit the fd (no
+ * O_CLOEXEC), so the lock lasts until the run and its running stage are both
+ * gone: a rerun cannot start while a killed run's stage is still dying. */
 static int lock_output(const sc_config *cfg, int *fd_out) {
   char *dir = sc_path_join(cfg->output_dir, "stages");
   char *path = dir ? sc_path_join(dir, ".lock") : NULL;
   int rc = path ? sc_mkdirs(dir) : sc_error_setc(SC_ERR_NOMEM, "out of memory");
   int fd = -1;
   if (!rc) {
-    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    fd = open(path, O_RDWR | O_CREAT, 0644);
     if (fd < 0) rc = sc_error_setc(SC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
   }
   if (!rc && flock(fd, LOCK_EX | LOCK_NB)) {

@@ -12,8 +12,8 @@
  * the rest. The decision uses only the records and the stage's exit status
  * (0 = outputs complete), never the stages' internals.
  *
- * A lock (<output_dir>/stages/.lock, flock) keeps two runs off one
- * output_dir. Each child dies with the run (PR_SET_PDEATHSIG), so killing
+ * A lock (<output_dir>/stages/.lock, flock, inherited by the running
+ * stage) keeps two runs off one output_dir. Each child dies with the run (PR_SET_PDEATHSIG), so killing
  * the run never leaves a stage writing behind a later one.
  */
 #ifndef SC_RUN_H
