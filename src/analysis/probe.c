@@ -13,7 +13,9 @@
 /* Tighter than LIBLINEAR's 0.01 so the solution (and every prediction away
  * from the boundary) matches an exact minimiser of the same objective; the
  * Newton solver converges quadratically, so this costs a step or two. */
+#ifndef PROBE_EPS
 #define PROBE_EPS 1e-4
+#endif
 
 struct an_probe {
   size_t d;
