@@ -172,6 +172,20 @@ static void test_planted(void **state) {
     assert_true(sc_json_num(sc_json_get(o, "layer_support")) > 0.95);
     assert_true(num_at(sc_json_get(o, "drop_ci"), 0) > 0.2);
   }
+  /* Model layer numbers that are not 0..5: the divergence names them. */
+  {
+    planted q = p;
+    for (int l = 0; l < NL; l++) q.layers[l] = 2 + 3 * l;
+    an_crossling_input iq = input_of(&q, NL);
+    sc_json *sq;
+    assert_int_equal(an_crossling_run(&iq, &cfg, 17, &sq), 0);
+    sc_json *o = sc_json_get(sc_json_get(sq, "divergence"), "direction_cosine");
+    assert_int_equal((int)sc_json_num(sc_json_get(o, "layer")), 11);
+    assert_int_equal((int)sc_json_num(sc_json_get(o, "from_layer")), 8);
+    assert_int_equal((int)num_at(sc_json_get(o, "layer_ci"), 1), 11);
+    assert_int_equal((int)sc_json_num(sc_json_get(layer_at(sq, 5), "layer")), 17);
+    sc_json_free(sq);
+  }
   /* No NaN (cJSON prints it as null) and byte-identical on a rerun. */
   char *t1 = sc_json_print(seg, 0);
   assert_null(strstr(t1, ":null"));
