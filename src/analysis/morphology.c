@@ -432,7 +432,7 @@ static sc_json *counts3(const char *k0, long v0, const char *k1, long v1, const 
 }
 
 static int add_tagging(rq4 *r, sc_json *root) {
-  qsort(r->lemmas, r->n_lemmas, sizeof *r->lemmas, by_count);
+  if (r->n_lemmas) qsort(r->lemmas, r->n_lemmas, sizeof *r->lemmas, by_count);
   sc_json *t = sc_json_add(root, "tagging", sc_json_new_object()), *src = NULL, *gw = NULL;
   int ok = t && sc_json_add_num(t, "n_samples", (double)r->n_samples_used) &&
            sc_json_add_num(t, "n_samples_excluded", (double)r->n_excluded) &&
