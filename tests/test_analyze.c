@@ -159,13 +159,15 @@ static void write_sae(const study *s, int layer) {
   free(sd);
 }
 
+static const char *g_langs = "[en, ar]"; /* extract.languages of write_config */
+
 static void write_config(const study *s, const char *extra) {
   char text[2048];
   snprintf(text, sizeof text,
            "output_dir: %s\nseed: 7\nmodel:\n  path: %s/model\ndata:\n  captions_csv: x.csv\n  images_dir: x\n"
-           "extract:\n  languages: [en, ar]\nanalyze:\n  layers: [%d, %d]\n  bootstrap: 20\n  permutations: 20\n"
+           "extract:\n  languages: %s\nanalyze:\n  layers: [%d, %d]\n  bootstrap: 20\n  permutations: 20\n"
            "  folds: 2\n  top_k: 3\n  card_examples: 2\n%s",
-           s->out, s->dir, QUIET_LAYER, SIGNAL_LAYER, extra ? extra : "");
+           s->out, s->dir, g_langs, QUIET_LAYER, SIGNAL_LAYER, extra ? extra : "");
   tu_write_str(s->cfg, text);
 }
 
@@ -404,6 +406,21 @@ static void test_planted_study(void **state) {
     assert_false(has_nonfinite(t));
     free(t);
   }
+  /* one language: RQ2 per language only, RQ1 skipped */
+  g_langs = "[en]";
+  write_config(&s, NULL);
+  g_langs = "[en, ar]";
+  assert_int_equal(run_analyze(&s, "-q", NULL), 0);
+  feat = load_result(&s, "feature_analysis.json");
+  const sc_json *langs = sc_json_get(layer_obj(feat, SIGNAL_LAYER), "languages");
+  assert_int_equal(sc_json_size(langs), 1);
+  assert_string_equal(sc_json_str(sc_json_get(sc_json_get(langs, "en"), "status")), "ok");
+  assert_string_equal(sc_json_str(sc_json_get(sc_json_get(layer_obj(feat, SIGNAL_LAYER), "cross_language"), "status")),
+                      "skipped");
+  sc_json_free(feat);
+  sc_json *cj = load_result(&s, files[0]);
+  assert_string_equal(sc_json_str(sc_json_get(cj, "status")), "skipped");
+  sc_json_free(cj);
   free(r);
   study_free(&s);
 }

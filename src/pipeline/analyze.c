@@ -156,8 +156,9 @@ static const char *seg_name(int s) {
   return s == STORE_SEG_IMAGE ? "image" : s == STORE_SEG_PROMPT ? "prompt" : "caption";
 }
 
-static an_pooled *mean_at(az_run *r, int li, int l, int s) {
-  return &r->means[((size_t)li * AZ_MAX_LANGS + (size_t)l) * STORE_N_SEGMENTS + (size_t)s];
+/* The pooled means of (layer index, language index, segment). */
+static an_pooled *mean_at(az_run *r, int layer_i, int lang_i, int seg) {
+  return &r->means[((size_t)layer_i * AZ_MAX_LANGS + (size_t)lang_i) * STORE_N_SEGMENTS + (size_t)seg];
 }
 
 static void run_free(az_run *r) {
