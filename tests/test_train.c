@@ -9,7 +9,9 @@
  *  - kill -9 at several points and a rerun give byte-identical SAE folders
  *    (weights, sparsity, cfg.json, state, log) to the uninterrupted run;
  *  - sae-eval's metrics equal tests/reference/sae_eval_reference.py (numpy,
- *    its own row filter) on the val split; CE loss: one clean loss per
+ *    its own row filter) on the val split; CE losses (clean, SAE-spliced,
+ *    zero-ablated) equal tests/reference/sae_ce_reference.py (the numpy
+ *    Gemma 3 of g3_reference.py with the same splice); one clean loss per
  *    language whatever the layer, recovered = (zero − sae)/(zero − clean),
  *    and zero-ablating the last layer gives log(vocab) exactly (the final
  *    norm of a zero row is zero, so the logits are uniform);
@@ -381,8 +383,20 @@ static void test_sae_eval(void **state) {
       if (layer == 1) assert_close(z, log(V), 1e-6, "zero-ablated last layer = log(vocab)");
     }
   }
+  /* CE losses of layer 0, Arabic, against the numpy Gemma 3 (g3_reference.py) with the same
+   * splice (tests/reference/sae_ce_reference.py). */
+  char *ce_out = NULL;
+  rc = tu_run(&ce_out, NULL, "/usr/bin/python3 '%s/tests/reference/sae_ce_reference.py' '%s' '%s' 0 ar val",
+              tu_src(), F.ref, F.model);
+  assert_int_equal(rc, 0);
+  sc_json *ce_want = NULL;
+  assert_int_equal(sc_json_parse(ce_out, strlen(ce_out), "ce reference", &ce_want), 0);
+  sc_json *ce_got = sc_json_get(sc_json_get(sc_json_get(sc_json_at(saes, 0), "languages"), "ar"), "ce_loss");
+  static const char *const ce_keys[] = {"samples", "tokens", "clean", "sae", "zero"};
+  for (int i = 0; i < 5; i++) assert_close(num(ce_got, ce_keys[i]), num(ce_want, ce_keys[i]), 1e-5, ce_keys[i]);
+  sc_json_free(ce_want);
   sc_json_free(mcfg), sc_json_free(want), sc_json_free(r);
-  free(mc), free(rp), free(ref_out), free(err), free(cfg);
+  free(ce_out), free(mc), free(rp), free(ref_out), free(err), free(cfg);
 }
 
 /* ==== bad input ==== */
