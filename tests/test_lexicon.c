@@ -162,6 +162,9 @@ static void test_english_traps(void **state) {
   ASSERT_COUNT(lex, "he's", 1, 0);
   ASSERT_COUNT(lex, "her.", 0, 1);
   ASSERT_COUNT(lex, "she\xe2\x80\x99s", 0, 1); /* she’s */
+  /* entries that are another word before a given next word */
+  ASSERT_COUNT(lex, "a queen size bed, a King-Sized bed, queen beds", 0, 0);
+  ASSERT_COUNT(lex, "the queen, the king. Size matters", 1, 1);
   an_match *m;
   size_t n;
   const char *s = "Women, he's with her.";
@@ -232,6 +235,8 @@ static void test_arabic_traps(void **state) {
   /* a pronoun only bare or after و/ف; no verb after the article */
   ASSERT_COUNT(lex, "وهو فهي", 1, 1);
   ASSERT_COUNT(lex, "الهو التلعب", 0, 0);
+  ASSERT_COUNT(lex, "زوج من الأحذية", 0, 0); /* a pair of shoes */
+  ASSERT_COUNT(lex, "زوج", 1, 0);
   an_lexicon_free(lex);
 }
 

@@ -296,9 +296,49 @@ int an_words(const char *text, size_t len, int (*fn)(void *user, size_t begin, s
   return 0;
 }
 
+/* Entries that are another word before a given next word: "queen size bed",
+ * "king-sized", زوج من الأحذية ("a pair of shoes"). */
+typedef struct ambiguity {
+  an_lang lang;
+  const char *form;    /* the entry's form as in the .tsv */
+  const char *next[5]; /* NULL-terminated next words (compared normalised) */
+} ambiguity;
+
+static const ambiguity AMBIGUITIES[] = {
+    {AN_LANG_EN, "king", {"size", "sized", "bed", "beds", NULL}},
+    {AN_LANG_EN, "queen", {"size", "sized", "bed", "beds", NULL}},
+    {AN_LANG_AR, "\u0632\u0648\u062c", {"\u0645\u0646", NULL}}, /* زوج + من */
+};
+
+static int first_word(void *user, size_t b, size_t e) {
+  size_t *span = user;
+  span[0] = b, span[1] = e;
+  return 1;
+}
+
+/* 1 when the word after text[end] (if any) turns entry k into another word. */
+static int ambiguous(const an_lexicon *lex, long k, const char *text, size_t len, size_t end) {
+  for (size_t a = 0; a < sizeof AMBIGUITIES / sizeof AMBIGUITIES[0]; a++) {
+    const ambiguity *am = &AMBIGUITIES[a];
+    if (am->lang != lex->lang || strcmp(am->form, lex->ent[k].form)) continue;
+    size_t span[2];
+    if (!an_words(text + end, len - end, first_word, span)) return 0;
+    for (size_t i = end; i < end + span[0]; i++) /* only spaces or a hyphen between */
+      if (text[i] != ' ' && text[i] != '-') return 0;
+    int32_t w[AN_LEXICON_MAX_CPS], x[AN_LEXICON_MAX_CPS];
+    size_t nw = an_lexicon_normalize(text + end + span[0], span[1] - span[0], w, AN_LEXICON_MAX_CPS);
+    for (int j = 0; am->next[j] && nw != (size_t)-1; j++) {
+      size_t nx = an_lexicon_normalize(am->next[j], strlen(am->next[j]), x, AN_LEXICON_MAX_CPS);
+      if (nx == nw && !memcmp(w, x, nw * sizeof *w)) return 1;
+    }
+  }
+  return 0;
+}
+
 typedef struct match_ctx {
   const an_lexicon *lex;
   const char *text;
+  size_t len;
   unsigned mask;
   int male, female;
   an_match *v; /* NULL when only counting */
@@ -310,6 +350,7 @@ static int on_word(void *user, size_t b, size_t e) {
   match_ctx *c = user;
   long k = find_word(c->lex, c->text + b, e - b);
   if (k < 0 || !(c->mask & AN_WC_BIT(c->lex->ent[k].wclass))) return 0;
+  if (ambiguous(c->lex, k, c->text, c->len, e)) return 0;
   if (c->lex->ent[k].gender == AN_GENDER_MALE) c->male++;
   else c->female++;
   if (!c->collect) return 0;
@@ -324,7 +365,7 @@ static int on_word(void *user, size_t b, size_t e) {
 }
 
 int an_lexicon_count(const an_lexicon *lex, const char *text, size_t len, int *male, int *female) {
-  match_ctx c = {.lex = lex, .text = text, .mask = AN_WC_COUNTED};
+  match_ctx c = {.lex = lex, .text = text, .len = len, .mask = AN_WC_COUNTED};
   an_words(text, len, on_word, &c);
   if (male) *male = c.male;
   if (female) *female = c.female;
@@ -333,7 +374,7 @@ int an_lexicon_count(const an_lexicon *lex, const char *text, size_t len, int *m
 
 int an_lexicon_match(const an_lexicon *lex, const char *text, size_t len, unsigned class_mask,
                      an_match **out, size_t *n_out) {
-  match_ctx c = {.lex = lex, .text = text, .mask = class_mask, .collect = 1};
+  match_ctx c = {.lex = lex, .text = text, .len = len, .mask = class_mask, .collect = 1};
   *out = NULL, *n_out = 0;
   if (an_words(text, len, on_word, &c)) {
     free(c.v);
@@ -347,8 +388,8 @@ int an_lexicon_scan_leaks(const an_lexicon *lex, const char *const *prompts, siz
                           unsigned char *leaks) {
   unsigned mask = lex->lang == AN_LANG_AR ? AN_WC_LEAK_AR : AN_WC_LEAK_EN;
   for (size_t i = 0; i < n; i++) {
-    match_ctx c = {.lex = lex, .text = prompts[i], .mask = mask};
-    if (prompts[i]) an_words(prompts[i], strlen(prompts[i]), on_word, &c);
+    match_ctx c = {.lex = lex, .text = prompts[i], .len = prompts[i] ? strlen(prompts[i]) : 0, .mask = mask};
+    if (prompts[i]) an_words(prompts[i], c.len, on_word, &c);
     leaks[i] = c.male + c.female > 0;
   }
   return 0;
