@@ -22,10 +22,15 @@
  *   lexicon entries and text). Then, if the whole word is not an entry, the
  *   proclitics و ف (conjunction), ب ل ك (preposition) and ال (article; لل =
  *   ل + ال) are stripped in their legal order (e.g. وال، بال، فال، لل، وبال)
- *   and the rest is looked up; a pronoun (هو هي هم هن) is only found after و/ف;
+ *   and the rest is looked up; a pronoun is found bare, or after و/ف only
+ *   for هو/هي; no pronoun, verb, demonstrative or relative after ال, no verb
+ *   after ب/ك;
  *   a noun or kinship term may finally drop one possessive suffix (ه ها هم هن
  *   هما ك كم ي نا), e.g. أمها = أم. A word that merely contains an entry
  *   (أمام، أبيض، هواء، مهيب) never matches.
+ * A few entries are another word before a given next word (separated only by
+ * spaces or a hyphen) and then do not match: "queen size bed", "king-sized",
+ * زوج من ("a pair of").
  * Invalid UTF-8 never fails a call: the bad byte is a separator.
  *
  * Gender in this module is the gender the word marks (semantic for English
