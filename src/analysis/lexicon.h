@@ -18,15 +18,18 @@
  * "her." the word "her" and "there" never matches "he". Only whole words match.
  *   English: case-folded, accents stripped ("Fiancée" = "fiancee").
  *   Arabic: harakat/Quranic marks and tatweel removed, alef forms
- *   (أ إ آ ٱ) unified to ا, ى -> ي, ة -> ه, hamza seats ؤ ئ -> و ي (the same on
- *   lexicon entries and text). Then, if the whole word is not an entry, the
+ *   (أ إ آ ٱ) unified to ا, ى -> ي, hamza seats ؤ ئ -> و ي (the same on
+ *   lexicon entries and text); ة is kept, and a word ending in ه that is
+ *   not found is retried with ة (امرأه = امرأة), after the possessive-suffix
+ *   reading (خاله = his maternal uncle, not خالة). Then, if the whole word is not an entry, the
  *   proclitics و ف (conjunction), ب ل ك (preposition) and ال (article; لل =
  *   ل + ال) are stripped in their legal order (e.g. وال، بال، فال، لل، وبال)
  *   and the rest is looked up; a pronoun is found bare, or after و/ف only
  *   for هو/هي; no pronoun, verb, demonstrative or relative after ال, no verb
  *   after ب/ك;
- *   a noun or kinship term may finally drop one possessive suffix (ه ها هم هن
- *   هما ك كم ي نا), e.g. أمها = أم. A word that merely contains an entry
+ *   a person noun, kinship term or title may drop one possessive suffix (ه
+ *   ها هم هن هما ك كم ي نا; ة written ت before it), e.g. أمها = أم,
+ *   ابنته = ابنة. A word that merely contains an entry
  *   (أمام، أبيض، هواء، مهيب) never matches.
  * A few entries are another word before a given next word (separated only by
  * spaces or a hyphen) and then do not match: "queen size bed", "king-sized",
