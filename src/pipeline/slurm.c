@@ -193,6 +193,7 @@ static int write_submit(const slurm_ctx *x, const int *in_chain) {
          "    *) echo \"submit.sh: unknown argument $1\" >&2; exit 2 ;;\n"
          "  esac\n"
          "done\n"
+         "case $from in sae-eval) from=sae_eval ;; merge-shards) from=merge ;; esac\n"
          "on=0\n"
          "# sbatch --parsable prints \"id\" or \"id;cluster\".\n"
          "submit() { local out; out=$(sbatch --parsable \"$@\"); echo \"${out%%%%;*}\"; }\n"

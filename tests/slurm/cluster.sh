@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
-# cluster.sh start DIR | stop DIR: a throw-away single-node SLURM cluster on
-# localhost (Debian's slurm-wlm + munge), everything under DIR.
+# cluster.sh start DIR [OWNER_PID] | stop DIR: a throw-away single-node SLURM
+# cluster on localhost (Debian's slurm-wlm + munge), everything under DIR.
 #
 # start: writes DIR/munge.key, DIR/slurm.conf, starts munged, slurmctld and
 # slurmd as the current user, waits until the node is idle and prints
 # "SLURM_CONF=DIR/slurm.conf". Exit 77 when the daemons cannot be started
 # here (not root, binaries missing, a daemon dies): the caller skips, and
 # the reason is on stderr. Any other non-zero exit is a real failure.
-# stop: kills the daemons recorded in DIR/*.pid (only those) and waits.
+# With OWNER_PID, a watchdog stops the cluster when that process ends, so a
+# test that crashes or times out never leaves daemons behind.
+# stop: cancels the jobs, kills the daemons recorded in DIR/*.pid (only
+# those) and waits.
 set -u
-cmd=${1:-}; dir=${2:-}
+cmd=${1:-}; dir=${2:-}; owner=${3:-}
 [ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: cluster.sh start|stop DIR" >&2; exit 2; }
 dir=$(cd "$dir" 2>/dev/null && pwd) || { echo "cluster.sh: $2: no such folder" >&2; exit 2; }
 
 skip() { echo "cluster.sh: cannot start SLURM here: $*" >&2; stop_all; exit 77; }
+
+# Running and not a zombie (daemons whose parent never reaps them stay zombies).
+alive() { [ -r "/proc/$1/stat" ] && ! awk '{ exit ($3 == "Z") ? 0 : 1 }' "/proc/$1/stat" 2>/dev/null; }
 
 stop_all() {
   # Cancel what is left first, so slurmd reaps its job steps itself.
@@ -31,12 +37,12 @@ stop_all() {
       kill -9 "${p#/proc/}" 2>/dev/null
     fi
   done
-  for p in slurmd slurmctld munged; do
+  for p in watchdog slurmd slurmctld munged; do
     f="$dir/$p.pid"
     [ -s "$f" ] || continue
     pid=$(cat "$f")
     if kill "$pid" 2>/dev/null; then
-      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      for _ in $(seq 50); do alive "$pid" || break; sleep 0.1; done
       kill -9 "$pid" 2>/dev/null
     fi
     rm -f "$f"
@@ -112,7 +118,15 @@ slurmd -N localhost >"$dir/log/slurmd.out" 2>&1 || skip "slurmd failed: $(tail -
 # Wait for the node to register idle (a few seconds normally).
 for _ in $(seq 300); do
   st=$(sinfo -h -n localhost -o %t 2>/dev/null)
-  case "$st" in idle*) echo "SLURM_CONF=$SLURM_CONF"; exit 0 ;; esac
+  case "$st" in idle*)
+    if [ -n "$owner" ]; then
+      self=$(readlink -f "$0")
+      nohup setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; rm -f "$2/watchdog.pid"; "$3" stop "$2"' \
+        watchdog "$owner" "$dir" "$self" >/dev/null 2>&1 &
+      echo $! >"$dir/watchdog.pid"
+    fi
+    echo "SLURM_CONF=$SLURM_CONF"; exit 0 ;;
+  esac
   sleep 0.1
 done
 skip "the node did not become idle (state '$st'): $(tail -n 2 "$dir/log/slurmd.log" 2>/dev/null | tr '\n' ' ')"
