@@ -155,6 +155,24 @@ static void test_arabic_and_escaping(void **state) {
                          "[{\"label\": \"امرأة\", \"y\": [1, 2]}]}");
 }
 
+/* Values whose spacing is below their resolution, and values too large for
+ * axis arithmetic: a figure (or a message), never a hang. */
+static void test_extreme_values(void **state) {
+  (void)state;
+  double x[] = {0, 1}, y[] = {1e17, 1e17 + 32}, big[] = {-1e300, 1e300};
+  rep_fig *f = rep_fig_create("close values", "x", "y");
+  rep_fig_line(f, "a", 2, x, y, NULL, NULL, REP_AUTO, 0);
+  assert_null(rep_fig_message(f));
+  assert_int_equal(rep_fig_write(f, g_dir, "close"), 0);
+  rep_fig_free(f);
+  f = rep_fig_create("huge values", "x", "y");
+  rep_fig_scatter(f, "a", 2, x, big, REP_AUTO, 0);
+  rep_fig_vline(f, 1e300, "far");
+  assert_int_equal(rep_fig_write(f, g_dir, "huge"), 0);
+  rep_fig_free(f);
+  check_expect("huge", "{\"message\": \"too large\"}");
+}
+
 static void test_bad_args(void **state) {
   (void)state;
   rep_fig *f = rep_fig_create("t", "x", "y");
@@ -177,9 +195,11 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_line_band_roundtrip), cmocka_unit_test(test_empty_and_nan_give_message),
       cmocka_unit_test(test_single_point_draws),  cmocka_unit_test(test_bars_and_heatmap),
-      cmocka_unit_test(test_arabic_and_escaping), cmocka_unit_test(test_bad_args),
+      cmocka_unit_test(test_arabic_and_escaping), cmocka_unit_test(test_extreme_values),
+      cmocka_unit_test(test_bad_args),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
+  rep_plot_release_fonts();
   free(g_dir);
   return rc;
 }

@@ -6,6 +6,7 @@
 #include "cli/cli.h"
 #include "pipeline/config.h"
 #include "pipeline/report.h"
+#include "report/plot.h"
 
 static const char *const usage =
     "usage: saecap report --config FILE\n\n"
@@ -36,6 +37,7 @@ int cmd_report(int argc, char **argv) {
   sc_report_summary sum;
   int rc = sc_report_run(&cfg, &sum);
   sc_config_free(&cfg);
+  rep_plot_release_fonts(); /* process-wide font caches: keeps leak checkers quiet */
   if (rc) return cli_fail();
   sc_info("report: %d figures in %s; %d of 5 results files read", sum.n_figures, sum.vis_dir, sum.n_results);
   sc_info("report: wrote %s (%.1f KiB)", sum.html_path, (double)sum.html_bytes / 1024);

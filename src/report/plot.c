@@ -6,6 +6,7 @@
 
 #include <cairo-svg.h>
 #include <cairo.h>
+#include <dlfcn.h>
 #include <math.h>
 #include <pango/pangocairo.h>
 #include <stdlib.h>
@@ -310,8 +311,12 @@ const char *rep_fig_message(const rep_fig *f) {
   if (f->message) return f->message;
   range rx, ry;
   data_ranges(f, &rx, &ry);
-  if (rx.any || has_heat_data(f)) return NULL;
-  return "no data to plot (empty input, or every value is missing)";
+  if (!rx.any && !has_heat_data(f)) return "no data to plot (empty input, or every value is missing)";
+  /* beyond this the axis arithmetic (span, padding) overflows */
+  if (rx.any && !(rx.hi - rx.lo < 1e200 && ry.hi - ry.lo < 1e200 && fabs(rx.lo) < 1e200 && fabs(rx.hi) < 1e200 &&
+                  fabs(ry.lo) < 1e200 && fabs(ry.hi) < 1e200))
+    return "values too large to plot (magnitude above 1e200)";
+  return NULL;
 }
 
 /* ==== drawing primitives ==== */
@@ -365,6 +370,15 @@ static double nice_step(double span, int want) {
   return p * (m < 1.5 ? 1 : m < 3.5 ? 2 : m < 7.5 ? 5 : 10);
 }
 
+/* Ticks first, first + step, ... up to hi: counted, not accumulated, so a
+ * step below the values' resolution (1e17 + 5) cannot loop forever; at most
+ * 40, none when the range is not finite. */
+static int tick_count(double first, double hi, double step) {
+  if (!isfinite(first) || !isfinite(hi) || !(step > 0) || !isfinite(step)) return 0;
+  double n = floor((hi - first) / step + 1e-9) + 1;
+  return n >= 1 && n <= 40 ? (int)n : 0;
+}
+
 static void fmt_tick(char *buf, size_t cap, double v, double step) {
   int dec = step >= 1 ? 0 : (int)ceil(-log10(step) - 1e-9);
   if (dec > 6) dec = 6;
@@ -404,8 +418,10 @@ static int n_legend(const rep_fig *f) {
 static void make_axes(const rep_fig *f, axes *a) {
   range rx, ry;
   data_ranges(f, &rx, &ry);
-  for (int i = 0; i < f->n_vl; i++) range_add(&rx, f->vl[i].v);
-  for (int i = 0; i < f->n_hl; i++) range_add(&ry, f->hl[i].v);
+  for (int i = 0; i < f->n_vl; i++)
+    if (fabs(f->vl[i].v) < 1e200) range_add(&rx, f->vl[i].v);
+  for (int i = 0; i < f->n_hl; i++)
+    if (fabs(f->hl[i].v) < 1e200) range_add(&ry, f->hl[i].v);
   a->x0 = 78;
   a->y0 = 44;
   a->x1 = REP_FIG_W - (n_legend(f) ? 200 : 24);
@@ -431,10 +447,11 @@ static void make_axes(const rep_fig *f, axes *a) {
 /* ==== axes, grid, labels ==== */
 
 static void draw_yticks(cairo_t *cr, const axes *a) {
-  double step = nice_step(a->yhi - a->ylo, 6);
+  double step = nice_step(a->yhi - a->ylo, 6), first = ceil(a->ylo / step) * step;
   char buf[32];
-  for (double v = ceil(a->ylo / step) * step; v <= a->yhi + step * 1e-9; v += step) {
-    double y = ax_y(a, v);
+  int n = tick_count(first, a->yhi, step);
+  for (int i = 0; i < n; i++) {
+    double v = first + i * step, y = ax_y(a, v);
     cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
     cairo_move_to(cr, a->x0, y);
     cairo_line_to(cr, a->x1, y);
@@ -448,9 +465,11 @@ static void draw_yticks(cairo_t *cr, const axes *a) {
 static void draw_xticks(cairo_t *cr, const rep_fig *f, const axes *a) {
   double step = nice_step(a->xhi - a->xlo, 8);
   if (f->xint && step < 1) step = 1;
+  double first = ceil(a->xlo / step) * step;
   char buf[32];
-  for (double v = ceil(a->xlo / step) * step; v <= a->xhi + step * 1e-9; v += step) {
-    double x = ax_x(a, v);
+  int n = tick_count(first, a->xhi, step);
+  for (int i = 0; i < n; i++) {
+    double v = first + i * step, x = ax_x(a, v);
     cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
     cairo_move_to(cr, x, a->y0);
     cairo_line_to(cr, x, a->y1);
@@ -821,6 +840,16 @@ static char *fig_data_json(const rep_fig *f) {
 }
 
 /* ==== output ==== */
+
+void rep_plot_release_fonts(void) {
+  pango_cairo_font_map_set_default(NULL);
+  cairo_debug_reset_static_data();
+  /* fontconfig is in the process (pango and cairo load it) but not on our
+   * link line (pangocairo's .pc does not list it), so look FcFini up. */
+  void (*fc_fini)(void);
+  *(void **)&fc_fini = dlsym(RTLD_DEFAULT, "FcFini");
+  if (fc_fini) fc_fini();
+}
 
 typedef struct membuf {
   char *p;

@@ -93,6 +93,12 @@ void rep_fig_set_xinteger(rep_fig *f, int on);
 /* The message the figure will draw, or NULL when it draws data. */
 const char *rep_fig_message(const rep_fig *f);
 
+/* Frees pango's default font map and fontconfig's caches: process-wide
+ * state that text drawing creates once and keeps. Call it at exit so leak
+ * checkers see a clean process (tests, fuzzers, the CLI); drawing after it
+ * works but loads the fonts again. Not thread-safe: no drawing may run. */
+void rep_plot_release_fonts(void);
+
 /* Renders to malloc'd bytes (caller frees *out). */
 int rep_fig_svg(const rep_fig *f, char **out, size_t *len);
 int rep_fig_png(const rep_fig *f, unsigned char **out, size_t *len);
