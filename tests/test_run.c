@@ -57,7 +57,7 @@ static char *write_config(const char *name, const char *out_dir, const params *p
            "train:\n  d_sae: 64\n  k: 4\n  steps: %d\n  batch_size: 64\n  warmup_steps: 3\n"
            "  shuffle_buffer: 512\n  checkpoint_every: 10\n  eval_max_rows: 256\n  ce_loss: false\n"
            "analyze:\n  bootstrap: 20\n  permutations: 20\n  folds: 2\n  min_per_label: 1\n"
-           "steer:\n  k: [2]\n  random_controls: 1\n  max_samples: 2\n  max_new_tokens: 3\n"
+           "steer:\n  layers: [1]\n  k: [2]\n  random_controls: 1\n  max_samples: 2\n  max_new_tokens: 3\n"
            "  bootstrap: 20\n  permutations: 20\n"
            "report:\n  feature_cards: 1\n"
            "slurm:\n  time: \"00:10:00\"\n  mem: %s\n  cpus: 1\n  extract_shards: 3\n",
@@ -109,10 +109,11 @@ static int setup(void **state) {
   F.root = tu_tmpdir("run");
   F.model = tu_join(F.root, "model");
   tu_tiny_model(F.model, "--seed 5");
-  /* The first N_ROWS rows of the demo CSV. */
+  /* N_ROWS rows of the demo CSV, half male, half female. */
   F.csv = tu_join(F.root, "captions.csv");
   char *demo = tu_src_path("data/demo/captions.csv");
-  int st = tu_run(NULL, NULL, "head -n %d '%s' > '%s'", N_ROWS + 1, demo, F.csv);
+  int st = tu_run(NULL, NULL, "{ head -n 1 '%s'; grep -i ',male,' '%s' | head -n %d; grep -i ',female,' '%s' | head -n %d; } > '%s'",
+                  demo, demo, N_ROWS / 2, demo, N_ROWS / 2, F.csv);
   free(demo);
   if (st) return -1;
   F.images = tu_src_path("data/demo/images");

@@ -9,7 +9,7 @@
  *  - cluster: tests/slurm/cluster.sh starts munged, slurmctld and slurmd
  *    on localhost in a temp folder (skipped, with its reason, only where
  *    they cannot start: not root, packages missing); `saecap slurm
- *    --submit` runs the demo study (8 rows) with 3 extraction shards and
+ *    --submit` runs the demo study (8 rows: 4 male, 4 female) with 3 extraction shards and
  *    one training task per layer; every job completes; the output tree is
  *    byte-identical to a local `saecap run` of the same config (its stage
  *    records aside); the daemons are stopped at the end, and by the
@@ -42,7 +42,7 @@ static char *write_config(const char *name, const char *out_dir, const char *slu
            "train:\n  d_sae: 64\n  k: 4\n  steps: 40\n  batch_size: 64\n  warmup_steps: 3\n"
            "  shuffle_buffer: 512\n  checkpoint_every: 10\n  eval_max_rows: 256\n  ce_loss: false\n"
            "analyze:\n  bootstrap: 20\n  permutations: 20\n  folds: 2\n  min_per_label: 1\n"
-           "steer:\n  k: [2]\n  random_controls: 1\n  max_samples: 2\n  max_new_tokens: 3\n"
+           "steer:\n  layers: [1]\n  k: [2]\n  random_controls: 1\n  max_samples: 2\n  max_new_tokens: 3\n"
            "  bootstrap: 20\n  permutations: 20\n"
            "report:\n  feature_cards: 1\n"
            "slurm:\n  time: \"00:10:00\"\n  mem: 500M\n  cpus: 1\n  extract_shards: 3\n%s",
@@ -58,7 +58,8 @@ static int setup(void **state) {
   tu_tiny_model(g_model, "--seed 9 --layers 2");
   g_csv = tu_join(g_root, "captions.csv");
   char *demo = tu_src_path("data/demo/captions.csv");
-  int st = tu_run(NULL, NULL, "head -n %d '%s' > '%s'", N_ROWS + 1, demo, g_csv);
+  int st = tu_run(NULL, NULL, "{ head -n 1 '%s'; grep -i ',male,' '%s' | head -n %d; grep -i ',female,' '%s' | head -n %d; } > '%s'",
+                  demo, demo, N_ROWS / 2, demo, N_ROWS / 2, g_csv);
   free(demo);
   g_images = tu_src_path("data/demo/images");
   return st ? -1 : 0;
