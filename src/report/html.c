@@ -88,6 +88,8 @@ static int token_span(const sc_json *ex, const char *cap, size_t len, size_t *s,
   }
   const char *tok = rep_jstr(ex, "token");
   if (!tok) tok = rep_jstr(ex, "token_text");
+  /* the tokenizer writes a leading space as U+2581; the caption has a space */
+  while (tok && !strncmp(tok, "\xE2\x96\x81", 3)) tok += 3;
   const char *at = tok && *tok ? strstr(cap, tok) : NULL;
   if (!at) return 0;
   *s = (size_t)(at - cap);
