@@ -174,11 +174,25 @@ static void test_tag_tokens_english(void **state) {
   an_lexicon_free(lex);
 }
 
+/* The lexicon's next-word exceptions hold in captions too. */
+static void test_tag_tokens_context(void **state) {
+  (void)state;
+  an_lexicon *lex = load(AN_LANG_EN);
+  const char *p[] = {"a", " queen", " size", " bed", " and", " a", " queen"};
+  size_t n = 7, len[7];
+  for (size_t i = 0; i < n; i++) len[i] = strlen(p[i]);
+  an_morph_tag t[7];
+  assert_int_equal(an_morph_tag_tokens(lex, p, len, n, t, NULL), 0);
+  assert_int_equal(t[1].gender, N);
+  assert_int_equal(t[6].gender, F);
+  an_lexicon_free(lex);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_arabic_lexicon_words), cmocka_unit_test(test_arabic_rules),
       cmocka_unit_test(test_english_pronouns),     cmocka_unit_test(test_tag_tokens_arabic),
-      cmocka_unit_test(test_tag_tokens_english),
+      cmocka_unit_test(test_tag_tokens_english),   cmocka_unit_test(test_tag_tokens_context),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -335,6 +335,13 @@ static int ambiguous(const an_lexicon *lex, long k, const char *text, size_t len
   return 0;
 }
 
+int an_lexicon_lookup_at(const an_lexicon *lex, const char *text, size_t len, size_t b, size_t e, an_match *out) {
+  long k = find_word(lex, text + b, e - b);
+  if (k < 0 || ambiguous(lex, k, text, len, e)) return 0;
+  fill_match(lex, k, b, e, out);
+  return 1;
+}
+
 typedef struct match_ctx {
   const an_lexicon *lex;
   const char *text;

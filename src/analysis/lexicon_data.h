@@ -30,6 +30,10 @@ extern const size_t an_lexicon_data_ar_n;
  * at most cap code points; returns their count or (size_t)-1 if longer. */
 size_t an_lexicon_normalize(const char *s, size_t len, int32_t *out, size_t cap);
 
+/* an_lexicon_lookup of the word text[b..e) seen in its context text[0..len)
+ * (the next-word exceptions of lexicon.h apply); span = [b, e). */
+int an_lexicon_lookup_at(const an_lexicon *lex, const char *text, size_t len, size_t b, size_t e, an_match *out);
+
 /* Forms that normalise onto an earlier form's key (the earlier one wins). */
 size_t an_lexicon_conflicts(const an_lexicon *lex);
 

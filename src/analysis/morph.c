@@ -81,11 +81,14 @@ static void ar_rules(const int32_t *c, size_t n, an_morph_tag *out) {
   out->src = src;
 }
 
-void an_morph_word(const an_lexicon *lex, const char *word, size_t len, an_morph_tag *out) {
+/* Tags text[b..e) of text[0..len) (the lexicon's next-word exceptions apply). */
+static void tag_at(const an_lexicon *lex, const char *text, size_t len, size_t b, size_t e, an_morph_tag *out) {
   *out = (an_morph_tag){AN_GENDER_NONE, AN_ANIM_UNKNOWN, AN_MSRC_NONE, -1, NULL};
   an_match m;
   an_lang lang = an_lexicon_lang(lex);
-  if (an_lexicon_lookup(lex, word, len, &m)) {
+  const char *word = text + b;
+  size_t wlen = e - b;
+  if (an_lexicon_lookup_at(lex, text, len, b, e, &m)) {
     out->gender = m.gender;
     out->animacy = animacy_of(lang, m.wclass);
     out->src = AN_MSRC_LEXICON;
@@ -95,9 +98,13 @@ void an_morph_word(const an_lexicon *lex, const char *word, size_t len, an_morph
   }
   if (lang != AN_LANG_AR) return;
   int32_t c[AN_LEXICON_MAX_CPS];
-  size_t n = an_lexicon_normalize(word, len, c, AN_LEXICON_MAX_CPS);
+  size_t n = an_lexicon_normalize(word, wlen, c, AN_LEXICON_MAX_CPS);
   if (n == (size_t)-1 || n < 2) return;
   ar_rules(c, n, out);
+}
+
+void an_morph_word(const an_lexicon *lex, const char *word, size_t len, an_morph_tag *out) {
+  tag_at(lex, word, len, 0, len, out);
 }
 
 /* ---- caption tokens ----------------------------------------------------- */
@@ -133,7 +140,7 @@ int an_morph_tag_tokens(const an_lexicon *lex, const char *const *piece, const s
   if (an_words(text, total, push_word, &w)) goto nomem;
   wt = malloc((w.n ? w.n : 1) * sizeof *wt);
   if (!wt) goto nomem;
-  for (size_t k = 0; k < w.n; k++) an_morph_word(lex, text + w.v[k][0], w.v[k][1] - w.v[k][0], &wt[k]);
+  for (size_t k = 0; k < w.n; k++) tag_at(lex, text, total, w.v[k][0], w.v[k][1], &wt[k]);
   size_t j = 0, s = 0;
   for (size_t i = 0; i < n; s += piece_len[i], i++) {
     size_t e = s + piece_len[i];
