@@ -4,6 +4,7 @@
 
 #include "base/log.h"
 #include "cli/cli.h"
+#include "pipeline/check.h"
 #include "pipeline/config.h"
 #include "pipeline/run.h"
 #include "pipeline/stage.h"
@@ -22,7 +23,8 @@ static const char *const usage =
     "  --to STAGE      last stage to run (default report)\n"
     "  --force         rerun the stages from --from to --to even if up to date\n"
     "  -h, --help      this text\n\n"
-    "Global options (--quiet, --verbose, --threads N) are passed on to every stage.\n";
+    "The config is checked first as by 'saecap config --check'. Global options (--quiet,\n"
+    "--verbose, --threads N) are passed on to every stage.\n";
 
 int cmd_run(int argc, char **argv) {
   if (cli_wants_help(argc, argv)) {
@@ -59,8 +61,10 @@ int cmd_run(int argc, char **argv) {
   o.has_command = cli_has_command;
   sc_config cfg;
   if (sc_config_load(o.config_path, &cfg)) return cli_fail();
+  /* What `config --check` finds would otherwise surface stages later. */
   sc_run_summary sum;
-  int rc = sc_run(&cfg, &o, &sum);
+  int rc = sc_config_check(&cfg);
+  if (!rc) rc = sc_run(&cfg, &o, &sum);
   if (!rc) {
     int ran = 0, skipped = 0;
     for (int s = 0; s < SC_N_STAGES; s++) ran += sum.ran[s], skipped += sum.skipped[s];
