@@ -64,16 +64,16 @@ static void add_word(synth *s, sc_rng *r, int64_t smp, const char *w, int first,
   add_piece(s, smp, buf + pos, len - pos, grp, fem);
 }
 
-static void build_arabic(synth *s, uint64_t seed) {
+static void build_arabic_n(synth *s, uint64_t seed, size_t n_labelled) {
   static const char *fem_inan[] = {"طاولة", "سيارة", "شجرة", "الغرفة", "بالسيارة", "حقيبة"};
   static const char *mas_inan[] = {"كتاب", "الباب", "قلم", "كرسي", "بالكتاب", "للقلم"};
   static const char *filler[] = {"في", "على", "مع", "قرب", "يوجد", "أمام"};
   sc_rng r;
   sc_rng_seed(&r, seed);
   memset(s, 0, sizeof *s);
-  s->n_samples = 70;
+  s->n_samples = n_labelled + 6;
   for (size_t i = 0; i < s->n_samples; i++) {
-    s->label[i] = i < 64 ? (int)(i % 2) : SC_LABEL_NEUTRAL; /* 32 male, 32 female, 6 neutral */
+    s->label[i] = i < n_labelled ? (int)(i % 2) : SC_LABEL_NEUTRAL; /* half male, half female, 6 neutral */
     s->exclude[i] = i == 5 || i == 6;
     int female = s->label[i] == SC_LABEL_FEMALE;
     add_word(s, &r, (int64_t)i, s->label[i] == SC_LABEL_NEUTRAL ? "شخص" : female ? "امرأة" : "رجل", 1, '-');
@@ -93,12 +93,15 @@ static void build_arabic(synth *s, uint64_t seed) {
       if ((f == 0 || f == 2) && s->fem_word[t]) z += 1.5;
       if ((f == 1 || f == 2) && female) z += 0.9;
       float x = z > 0 ? (float)z : 0.0f;
+      if (f == 9) x = (float)(round(2 * z) / 2); /* negatives, zeros and ties */
       if (f == 10) x = 0.5f; /* constant: zero variance, all ties */
       if (f == 11) x = 0.0f; /* never fires: not tested */
       s->acts[t * NF + f] = x;
     }
   }
 }
+
+static void build_arabic(synth *s, uint64_t seed) { build_arabic_n(s, seed, 64); }
 
 static void synth_free(synth *s) {
   for (size_t t = 0; t < s->n_tok; t++) free(s->text[t]);
@@ -256,6 +259,24 @@ static void test_planted_vs_reference(void **state) {
   synth_free(&s);
 }
 
+/* Groups of at most 8 samples: the semantic test takes the dense path
+ * (an_mannwhitney, exact p when nothing is tied). */
+static void test_small_groups_vs_reference(void **state) {
+  (void)state;
+  static synth s;
+  build_arabic_n(&s, 99, 12);
+  an_lexicon *lex = load(AN_LANG_AR);
+  an_morphology_input in = input_of(&s, AN_LANG_AR);
+  in.min_samples = 2;
+  sc_json *mine = run_ok(lex, &in), *ref = run_reference(&s);
+  compare_test(sc_json_get(mine, "grammatical"), sc_json_get(ref, "grammatical"), "n_feminine", "n_masculine");
+  compare_test(sc_json_get(mine, "semantic"), sc_json_get(ref, "semantic"), "n_female", "n_male");
+  assert_true(sc_json_num(sc_json_get(sc_json_get(mine, "semantic"), "n_female")) <= 8);
+  sc_json_free(mine), sc_json_free(ref);
+  an_lexicon_free(lex);
+  synth_free(&s);
+}
+
 /* ---- callback, skips ---------------------------------------------------- */
 
 static int rows_cb(void *user, size_t tok0, size_t n, float *out) {
@@ -381,6 +402,7 @@ static void test_english_pronouns(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_planted_vs_reference),
+      cmocka_unit_test(test_small_groups_vs_reference),
       cmocka_unit_test(test_callback_and_skips),
       cmocka_unit_test(test_bad_input),
       cmocka_unit_test(test_english_pronouns),

@@ -29,8 +29,16 @@ typedef struct lemma_count {
 typedef struct rq4_test {
   size_t n_obs[2];     /* [0] feminine/female, [1] masculine/male */
   size_t n_rows;
-  float *X;            /* (n_rows, n_features) */
   uint8_t *fem;        /* (n_rows) 1 = feminine / female */
+  /* the observations' activations, sparse (SAE codes are mostly zero):
+   * appended as rows while streaming, then turned into columns */
+  size_t *rp;          /* (n_rows + 1) row starts into ci/cv */
+  uint32_t *ci;        /* (nnz) feature of each stored value */
+  float *cv;           /* (nnz) the non-zero values */
+  size_t nnz, cap, rows_done;
+  size_t *cp;          /* (n_features + 1) column starts into ri/rv */
+  uint32_t *ri;        /* (nnz) row of each stored value, ascending per column */
+  float *rv;           /* (nnz) */
   int skipped;
   char skip_reason[160];
   double *d, *p, *q, *mean_f, *mean_m; /* (n_features) */
@@ -45,7 +53,7 @@ typedef struct rq4 {
   size_t min_tokens, min_samples, top_k, max_list;
   /* selection */
   size_t *gtok;        /* (gram.n_rows) selected token indices, ascending */
-  int64_t *srow;       /* (n_samples) row of the sample in sem.X, or -1 */
+  int64_t *srow;       /* (n_samples) row of the sample in the semantic test, or -1 */
   rq4_test gram, sem;
   /* tagging summary */
   long n_samples_used, n_excluded, n_tokens_used, n_words;
@@ -176,26 +184,73 @@ static int select_all(rq4 *r, const an_lexicon *lex) {
 
 /* ==== pass 2: activations ================================================ */
 
-static int alloc_matrix(rq4_test *t, size_t F) {
-  if (t->n_rows && F > SIZE_MAX / sizeof(float) / t->n_rows) return oom();
-  t->X = malloc((t->n_rows ? t->n_rows : 1) * F * sizeof(float));
-  return t->X ? 0 : oom();
+static int begin_rows(rq4_test *t) {
+  t->rp = malloc((t->n_rows + 1) * sizeof *t->rp);
+  if (!t->rp) return oom();
+  t->rp[0] = 0;
+  return 0;
 }
 
-static void finish_sample(rq4 *r, int64_t s, const double *sum, size_t cnt) {
-  if (s < 0 || r->srow[s] < 0 || !cnt) return;
-  float *row = r->sem.X + (size_t)r->srow[s] * r->F;
+/* Appends the non-zeros of x[0..F) as the next row. */
+static int append_row(rq4_test *t, const float *x, size_t F) {
+  if (t->nnz + F > t->cap) {
+    size_t cap = t->cap * 2 > t->nnz + F ? t->cap * 2 : t->nnz + F;
+    uint32_t *c = realloc(t->ci, cap * sizeof *c);
+    if (c) t->ci = c;
+    float *v = realloc(t->cv, cap * sizeof *v);
+    if (v) t->cv = v;
+    if (!c || !v) return oom();
+    t->cap = cap;
+  }
+  for (size_t f = 0; f < F; f++)
+    if (x[f] != 0) t->ci[t->nnz] = (uint32_t)f, t->cv[t->nnz++] = x[f];
+  t->rp[++t->rows_done] = t->nnz;
+  return 0;
+}
+
+/* Rows -> columns (counting sort by feature; rows stay ascending). */
+static int to_columns(rq4_test *t, size_t F) {
+  t->cp = calloc(F + 1, sizeof *t->cp);
+  t->ri = malloc((t->nnz ? t->nnz : 1) * sizeof *t->ri);
+  t->rv = malloc((t->nnz ? t->nnz : 1) * sizeof *t->rv);
+  if (!t->cp || !t->ri || !t->rv) return oom();
+  for (size_t k = 0; k < t->nnz; k++) t->cp[t->ci[k] + 1]++;
+  for (size_t f = 0; f < F; f++) t->cp[f + 1] += t->cp[f];
+  size_t *next = malloc((F ? F : 1) * sizeof *next);
+  if (!next) return oom();
+  memcpy(next, t->cp, F * sizeof *next);
+  for (size_t i = 0; i < t->rows_done; i++)
+    for (size_t k = t->rp[i]; k < t->rp[i + 1]; k++) {
+      size_t at = next[t->ci[k]]++;
+      t->ri[at] = (uint32_t)i, t->rv[at] = t->cv[k];
+    }
+  free(next);
+  free(t->ci), free(t->cv);
+  t->ci = NULL, t->cv = NULL;
+  return 0;
+}
+
+static int finish_sample(rq4 *r, int64_t s, const double *sum, size_t cnt, float *row) {
+  if (s < 0 || r->srow[s] < 0 || !cnt) return 0;
   for (size_t f = 0; f < r->F; f++) row[f] = (float)(sum[f] / (double)cnt);
+  return append_row(&r->sem, row, r->F);
+}
+
+static int check_finite(const float *x, size_t F, size_t t) {
+  for (size_t f = 0; f < F; f++)
+    if (!isfinite(x[f]))
+      return sc_error_setc(SC_ERR_ARG, "morphology: token %zu feature %zu: non-finite activation", t, f);
+  return 0;
 }
 
 static int stream_acts(rq4 *r) {
   const an_morphology_input *in = r->in;
   size_t F = r->F;
-  int rc = alloc_matrix(&r->gram, F);
-  if (!rc) rc = alloc_matrix(&r->sem, F);
-  float *buf = in->acts ? NULL : malloc(RQ4_CHUNK * F * sizeof(float));
+  int rc = begin_rows(&r->gram);
+  if (!rc) rc = begin_rows(&r->sem);
+  float *buf = in->acts ? NULL : malloc(RQ4_CHUNK * F * sizeof(float)), *row = malloc(F * sizeof(float));
   double *sum = calloc(F, sizeof *sum);
-  if (!rc && ((!in->acts && !buf) || !sum)) rc = oom();
+  if (!rc && ((!in->acts && !buf) || !sum || !row)) rc = oom();
   size_t gi = 0, cnt = 0;
   int64_t cur = -1;
   for (size_t t0 = 0; !rc && t0 < in->n_tokens; t0 += RQ4_CHUNK) {
@@ -207,38 +262,125 @@ static int stream_acts(rq4 *r) {
       const float *x = rows + i * F;
       int64_t s = in->token_sample[t];
       if (in->exclude && in->exclude[s]) continue;
-      for (size_t f = 0; f < F; f++)
-        if (!isfinite(x[f])) {
-          rc = sc_error_setc(SC_ERR_ARG, "morphology: token %zu feature %zu: non-finite activation", t, f);
-          break;
-        }
-      if (rc) break;
+      if ((rc = check_finite(x, F, t))) break;
       if (s != cur) {
-        finish_sample(r, cur, sum, cnt);
+        if ((rc = finish_sample(r, cur, sum, cnt, row))) break;
         memset(sum, 0, F * sizeof *sum);
         cnt = 0, cur = s;
       }
       for (size_t f = 0; f < F; f++) sum[f] += x[f];
       cnt++;
-      if (gi < r->gram.n_rows && r->gtok[gi] == t) memcpy(r->gram.X + F * gi++, x, F * sizeof *x);
+      if (gi < r->gram.n_rows && r->gtok[gi] == t) rc = append_row(&r->gram, x, F), gi++;
     }
   }
-  if (!rc) finish_sample(r, cur, sum, cnt);
-  free(buf), free(sum);
+  if (!rc) rc = finish_sample(r, cur, sum, cnt, row);
+  if (!rc && (r->gram.rows_done != r->gram.n_rows || r->sem.rows_done != r->sem.n_rows))
+    rc = sc_error_setc(SC_ERR_INTERNAL, "morphology: %zu/%zu word rows, %zu/%zu sample rows", r->gram.rows_done,
+                       r->gram.n_rows, r->sem.rows_done, r->sem.n_rows);
+  if (!rc) rc = to_columns(&r->gram, F);
+  if (!rc) rc = to_columns(&r->sem, F);
+  free(buf), free(sum), free(row);
   return rc;
 }
 
 /* ==== pass 3: tests ======================================================= */
 
-static int test_feature(rq4_test *t, size_t F, size_t f, double *a, double *b) {
-  size_t na = 0, nb = 0;
-  int any = 0;
-  for (size_t i = 0; i < t->n_rows; i++) {
-    double v = t->X[i * F + f];
-    any |= v != 0;
-    if (t->fem[i]) a[na++] = v;
-    else b[nb++] = v;
+/* ---- sparse path ----
+ * SAE codes are mostly zero, so a column is its non-zeros plus a block of
+ * zeros. Both statistics are computed from that without expanding it, with
+ * the definitions of stats.h (which the dense path calls): Cohen's d with
+ * the two-pass variance (the zeros' squared deviations added in closed
+ * form), and the Mann–Whitney normal approximation with tie and continuity
+ * correction, the zeros being one tie group. Used when both groups have
+ * more than 8 values, where scipy's 'auto' (and an_mannwhitney) is
+ * asymptotic; tests/test_morphology.c checks it against scipy. */
+
+typedef struct nzv {
+  double v;
+  int a; /* 1 = group a (feminine / female) */
+} nzv;
+
+static int nzv_cmp(const void *x, const void *y) {
+  double a = ((const nzv *)x)->v, b = ((const nzv *)y)->v;
+  return (a > b) - (a < b);
+}
+
+/* Mean and sum of squared deviations of a group of n values whose non-zeros
+ * are the v of e[] with e.a == grp. */
+static void sparse_moments(const nzv *e, size_t m, int grp, size_t n, double *mean, double *ssd) {
+  double s = 0, q = 0;
+  size_t nz = 0;
+  for (size_t k = 0; k < m; k++)
+    if (e[k].a == grp) s += e[k].v, nz++;
+  *mean = s / (double)n;
+  for (size_t k = 0; k < m; k++)
+    if (e[k].a == grp) q += (e[k].v - *mean) * (e[k].v - *mean);
+  *ssd = q + (double)(n - nz) * *mean * *mean;
+}
+
+/* Rank sum of group a and the tie term sum(t^3 - t), e sorted by v. */
+static void sparse_ranks(const nzv *e, size_t m, size_t zeros, size_t zeros_a, double *ra, double *ties) {
+  size_t below = 0; /* values ranked so far */
+  int zeros_done = zeros == 0;
+  *ra = 0, *ties = 0;
+  for (size_t k = 0; k <= m;) {
+    if (!zeros_done && (k == m || e[k].v > 0)) { /* the zero block sits here */
+      double mid = (double)below + ((double)zeros + 1) / 2;
+      *ra += mid * (double)zeros_a;
+      *ties += (double)zeros * zeros * zeros - (double)zeros;
+      below += zeros, zeros_done = 1;
+      continue;
+    }
+    if (k == m) break;
+    size_t j = k, na = 0;
+    while (j < m && e[j].v == e[k].v) na += (size_t)e[j].a, j++;
+    double t = (double)(j - k), mid = (double)below + (t + 1) / 2;
+    *ra += mid * (double)na;
+    *ties += t * t * t - t;
+    below += j - k, k = j;
   }
+}
+
+static void sparse_feature(rq4_test *t, size_t f, nzv *e) {
+  size_t m = 0, na = t->n_obs[0], nb = t->n_obs[1], n = na + nb, za = na;
+  for (size_t k = t->cp[f]; k < t->cp[f + 1]; k++) {
+    e[m].v = t->rv[k], e[m].a = t->fem[t->ri[k]];
+    za -= (size_t)e[m].a, m++;
+  }
+  double ma, mb, sa, sb;
+  sparse_moments(e, m, 1, na, &ma, &sa);
+  sparse_moments(e, m, 0, nb, &mb, &sb);
+  t->mean_f[f] = ma, t->mean_m[f] = mb;
+  double sp = sqrt((sa + sb) / (double)(n - 2));
+  int sd = sp > 0 ? AN_STAT_OK : AN_STAT_ZERO_VAR;
+  t->d[f] = sp > 0 ? (ma - mb) / sp : 0;
+  qsort(e, m, sizeof *e, nzv_cmp);
+  double ra, ties;
+  sparse_ranks(e, m, n - m, za, &ra, &ties);
+  double u1 = ra - (double)na * ((double)na + 1) / 2, u2 = (double)na * nb - u1, u = u1 > u2 ? u1 : u2;
+  double var = (double)na * nb / 12 * (((double)n + 1) - ties / ((double)n * (n - 1)));
+  int sm = var > 0 ? AN_STAT_OK : AN_STAT_ALL_TIES;
+  double p = 1;
+  if (var > 0) {
+    double z = (u - (double)na * nb / 2 - 0.5) / sqrt(var);
+    p = erfc(z / sqrt(2.0)); /* 2 Q(z) */
+    p = p < 0 ? 0 : p > 1 ? 1 : p;
+  }
+  t->p[f] = p;
+  t->status[f] = sm ? sm : sd;
+  t->n_tested++;
+}
+
+/* col: (n_rows) zeros on entry and on return. */
+static int test_feature(rq4_test *t, size_t f, double *col, double *a, double *b) {
+  size_t na = 0, nb = 0;
+  int any = t->cp[f + 1] > t->cp[f];
+  for (size_t k = t->cp[f]; k < t->cp[f + 1]; k++) col[t->ri[k]] = t->rv[k];
+  for (size_t i = 0; i < t->n_rows; i++) {
+    if (t->fem[i]) a[na++] = col[i];
+    else b[nb++] = col[i];
+  }
+  for (size_t k = t->cp[f]; k < t->cp[f + 1]; k++) col[t->ri[k]] = 0;
   an_moments ma, mb;
   an_moments_f64(a, na, &ma);
   an_moments_f64(b, nb, &mb);
@@ -269,11 +411,23 @@ static int run_test(rq4_test *t, size_t F, double fdr, size_t min_obs, const cha
   t->d = calloc(F, sizeof(double)), t->p = calloc(F, sizeof(double)), t->q = calloc(F, sizeof(double));
   t->mean_f = calloc(F, sizeof(double)), t->mean_m = calloc(F, sizeof(double));
   t->status = calloc(F, sizeof(int));
-  double *a = malloc(t->n_rows * sizeof *a), *b = malloc(t->n_rows * sizeof *b);
+  size_t nr = t->n_rows ? t->n_rows : 1;
+  double *a = malloc(nr * sizeof *a), *b = malloc(nr * sizeof *b), *col = calloc(nr, sizeof *col);
   double *pt = malloc(F * sizeof *pt);
   size_t *idx = malloc(F * sizeof *idx);
   int rc = t->d && t->p && t->q && t->mean_f && t->mean_m && t->status && a && b && pt && idx ? 0 : oom();
-  for (size_t f = 0; !rc && f < F; f++) rc = test_feature(t, F, f, a, b);
+  if (!rc && !col) rc = oom();
+  size_t widest = 1; /* most non-zeros in one column */
+  for (size_t f = 0; !rc && f < F; f++)
+    if (t->cp[f + 1] - t->cp[f] > widest) widest = t->cp[f + 1] - t->cp[f];
+  nzv *e = rc ? NULL : malloc(widest * sizeof *e);
+  if (!rc && !e) rc = oom();
+  int sparse = t->n_obs[0] > 8 && t->n_obs[1] > 8;
+  for (size_t f = 0; !rc && f < F; f++) {
+    if (sparse && t->cp[f + 1] > t->cp[f]) sparse_feature(t, f, e);
+    else rc = test_feature(t, f, col, a, b);
+  }
+  free(e);
   size_t m = 0; /* BH over the features tested */
   for (size_t f = 0; !rc && f < F; f++)
     if (t->status[f] >= 0) idx[m] = f, pt[m++] = t->p[f];
@@ -282,12 +436,13 @@ static int run_test(rq4_test *t, size_t F, double fdr, size_t min_obs, const cha
     t->q[idx[k]] = pt[k];
     t->n_sig += pt[k] < fdr;
   }
-  free(a), free(b), free(pt), free(idx);
+  free(a), free(b), free(col), free(pt), free(idx);
   return rc;
 }
 
 static void free_test(rq4_test *t) {
-  free(t->X), free(t->fem), free(t->d), free(t->p), free(t->q), free(t->mean_f), free(t->mean_m);
+  free(t->rp), free(t->ci), free(t->cv), free(t->cp), free(t->ri), free(t->rv);
+  free(t->fem), free(t->d), free(t->p), free(t->q), free(t->mean_f), free(t->mean_m);
   free(t->status);
 }
 
