@@ -659,18 +659,17 @@ static void test_bf16_cli(void **state) {
 
 /* ==== Kernels against naive float64 loops ==== */
 
-static void test_linear_paths(void **state) {
-  (void)state;
-  /* rows 70000 > one panel at cols 24 (so the panel loop runs twice with
-   * a partial last panel); n 1..4 use the fused path, 5 and 9 the panels. */
-  const int64_t rows = 70000, cols = 24;
+/* sc_linear in f32 mode on a random bf16 [rows, cols] matrix for n = 1, 3,
+ * 4 (the fused decode path), 5 and 9 (widened panels), against a float64
+ * loop. */
+static void check_linear_f32(int64_t rows, int64_t cols) {
   uint16_t *w = malloc((size_t)(rows * cols) * sizeof *w);
-  float x[9 * 24], *y = malloc((size_t)(9 * rows) * sizeof *y);
+  float *x = malloc((size_t)(9 * cols) * sizeof *x), *y = malloc((size_t)(9 * rows) * sizeof *y);
   float *scratch = malloc(sc_linear_scratch(cols) * sizeof(float));
   sc_rng r;
   sc_rng_seed(&r, 3);
   for (int64_t i = 0; i < rows * cols; i++) w[i] = sc_bf16_from_f32((float)sc_rng_normal(&r));
-  for (int i = 0; i < 9 * 24; i++) x[i] = (float)sc_rng_normal(&r);
+  for (int64_t i = 0; i < 9 * cols; i++) x[i] = (float)sc_rng_normal(&r);
   sc_mat m = {w, SC_DTYPE_BF16, rows, cols};
   const int ns[] = {1, 3, 4, 5, 9};
   for (int k = 0; k < 5; k++) {
@@ -685,11 +684,24 @@ static void test_linear_paths(void **state) {
       }
     assert_true(md / mr <= GEMM_TOL);
   }
-  assert_int_equal(sc_linear(y, x, &m, 1, SC_PRECISION_BF16, scratch), SC_ERR_ARG);
-  assert_string_equal(sc_error_get(), "precision bf16 needs a GEMM context (sc_linear_gemm)");
   free(w);
+  free(x);
   free(y);
   free(scratch);
+}
+
+static void test_linear_paths(void **state) {
+  (void)state;
+  /* Panels hold 2^22 floats: 200000 rows of 24 take two row panels (the
+   * last one partial); 16 rows of 300000 columns (K > N) two column
+   * panels, accumulated. */
+  check_linear_f32(200000, 24);
+  check_linear_f32(16, 300000);
+  float x[4] = {0}, y[4];
+  uint16_t w[4] = {0};
+  sc_mat m = {w, SC_DTYPE_BF16, 2, 2};
+  assert_int_equal(sc_linear(y, x, &m, 1, SC_PRECISION_BF16, NULL), SC_ERR_ARG);
+  assert_string_equal(sc_error_get(), "precision bf16 needs a GEMM context (sc_linear_gemm)");
 }
 
 /* The f32 mode's dot product, written out: 16 lanes, the tail first, then
@@ -846,6 +858,116 @@ static void test_attention_masks(void **state) {
     }
 }
 
+/* Naive masked attention of query t over positions [0, t] (window) or its
+ * image group (group indexed by position), any length. */
+static void naive_attention_seq(double *out, const float *q, const float *k, const float *v, int n,
+                                int window, const int32_t *group, const sc_attn *a) {
+  int hd = a->head_dim, H = a->n_heads, KV = a->n_kv_heads;
+  double *s = malloc((size_t)n * sizeof *s);
+  for (int t = 0; t < n; t++)
+    for (int h = 0; h < H; h++) {
+      int g = h / (H / KV);
+      double mx = -INFINITY, sum = 0;
+      for (int u = 0; u < n; u++) {
+        int ok = (u <= t && (window == 0 || u > t - window)) || (group && group[t] >= 0 && group[t] == group[u]);
+        s[u] = -INFINITY;
+        if (!ok) continue;
+        double dot = 0;
+        for (int i = 0; i < hd; i++) dot += (double)q[(t * H + h) * hd + i] * k[(u * KV + g) * hd + i];
+        s[u] = dot * a->scale;
+        mx = fmax(mx, s[u]);
+      }
+      for (int u = 0; u < n; u++) sum += (s[u] = isinf(s[u]) ? 0 : exp(s[u] - mx));
+      for (int i = 0; i < hd; i++) {
+        double o = 0;
+        for (int u = 0; u < n; u++) o += s[u] / sum * v[(u * KV + g) * hd + i];
+        out[(t * H + h) * hd + i] = o;
+      }
+    }
+  free(s);
+}
+
+/* Prompt-sized calls (the sgemm path, several query blocks) in one call
+ * and as two calls where the second reads the first's keys from a ring
+ * (window-sized on sliding layers, as the decoder's cache), with and
+ * without a window and image groups, against the float64 loop. */
+static void test_attention_blocks_and_past(void **state) {
+  (void)state;
+  enum { N = 150, N1 = 70, H = 4, KV = 2, HD = 16 };
+  size_t qn = (size_t)N * H * HD, kn = (size_t)N * KV * HD;
+  float *q = malloc(qn * 4), *k = malloc(kn * 4), *v = malloc(kn * 4), *out = malloc(qn * 4);
+  float *ring_k = malloc(kn * 4), *ring_v = malloc(kn * 4);
+  double *ref = malloc(qn * 8);
+  int32_t group[N];
+  sc_rng r;
+  sc_rng_seed(&r, 13);
+  for (size_t i = 0; i < qn; i++) q[i] = (float)sc_rng_normal(&r);
+  for (size_t i = 0; i < kn; i++) k[i] = (float)sc_rng_normal(&r), v[i] = (float)sc_rng_normal(&r);
+  /* one group in each call (groups never span calls in the decoder) */
+  for (int i = 0; i < N; i++) group[i] = i >= 10 && i < 30 ? 0 : i >= 100 && i < 125 ? 1 : -1;
+  const int windows[] = {0, 40};
+  for (int wi = 0; wi < 2; wi++)
+    for (int gi = 0; gi < 2; gi++) {
+      int w = windows[wi];
+      const int32_t *grp = gi ? group : NULL;
+      naive_attention_seq(ref, q, k, v, N, w, grp, &(sc_attn){.n_heads = H, .n_kv_heads = KV, .head_dim = HD, .scale = 0.25f});
+      /* one call */
+      sc_attn a = {H, KV, HD, 0.25f, w, 0, NULL, NULL, 0, 0, grp, SC_PRECISION_F32};
+      float *scratch = malloc(sc_attention_scratch(&a, N) * sizeof(float));
+      sc_attention(out, q, k, v, N, &a, scratch);
+      double md = 0;
+      for (size_t i = 0; i < qn; i++) md = fmax(md, fabs(out[i] - ref[i]));
+      free(scratch);
+      /* two calls: positions [0, N1), then [N1, N) with the first in a ring */
+      int64_t cap = w ? w : N, lo = N1 - cap > 0 ? N1 - cap : 0;
+      for (int64_t p = lo; p < N1; p++) {
+        memcpy(ring_k + (p % cap) * KV * HD, k + p * KV * HD, KV * HD * 4);
+        memcpy(ring_v + (p % cap) * KV * HD, v + p * KV * HD, KV * HD * 4);
+      }
+      sc_attn b = {H, KV, HD, 0.25f, w, N1, ring_k, ring_v, cap, lo, gi ? group + N1 : NULL, SC_PRECISION_F32};
+      scratch = malloc(sc_attention_scratch(&b, N - N1) * sizeof(float));
+      sc_attention(out + (size_t)N1 * H * HD, q + (size_t)N1 * H * HD, k + (size_t)N1 * KV * HD,
+                   v + (size_t)N1 * KV * HD, N - N1, &b, scratch);
+      double md2 = 0;
+      for (size_t i = (size_t)N1 * H * HD; i < qn; i++) md2 = fmax(md2, fabs(out[i] - ref[i]));
+      free(scratch);
+      print_message("attention N=%d window %d groups %d: max abs %.2e one call, %.2e with a past\n", N, w, gi, md,
+                    md2);
+      assert_true(md <= ATTN_TOL);
+      assert_true(md2 <= ATTN_TOL);
+    }
+  free(q), free(k), free(v), free(out), free(ring_k), free(ring_v), free(ref);
+}
+
+/* gelu_tanh(x)·u against float64 on a dense grid of x (both signs, the
+ * tails where 1 + tanh cancels) and an odd length (the vector tail). */
+static void test_gelu_tanh_mul(void **state) {
+  (void)state;
+  enum { N = 48001 };
+  float *g = malloc(N * sizeof *g), *u = malloc(N * sizeof *u), *x = malloc(N * sizeof *x);
+  sc_rng r;
+  sc_rng_seed(&r, 14);
+  for (int i = 0; i < N; i++) {
+    x[i] = g[i] = -12.0f + 24.0f * (float)i / (N - 1);
+    u[i] = (float)sc_rng_normal(&r);
+  }
+  sc_gelu_tanh_mul(g, u, N);
+  double worst = 0;
+  for (int i = 0; i < N; i++) {
+    double xd = x[i], z = 0.7978845608028654 * (xd + 0.044715 * xd * xd * xd);
+    double ref = 0.5 * xd * (1.0 + tanh(z)) * u[i];
+    /* f32 rounding of x + a·x³ alone moves z by ~6e-8·|z| */
+    double err = fabs(g[i] - ref) / (fabs(u[i]) * fmax(1.0, fabs(xd)));
+    worst = fmax(worst, err);
+  }
+  print_message("gelu_tanh_mul: max |err| / (|u|·max(1, |x|)) = %.3g\n", worst);
+  assert_true(worst <= 1e-6);
+  float nan = NAN, one = 1.0f;
+  sc_gelu_tanh_mul(&nan, &one, 1);
+  assert_true(isnan(nan));
+  free(g), free(u), free(x);
+}
+
 /* bf16 attention on bf16-valued q, k, v: the probabilities are rounded
  * (the f32 kernel on the same inputs differs by far more than the
  * tolerance), and the result matches the float64 loop that rounds them. */
@@ -972,6 +1094,8 @@ int main(void) {
       cmocka_unit_test(test_forward_errors),
       cmocka_unit_test(test_linear_paths),
       cmocka_unit_test(test_attention_masks),
+      cmocka_unit_test(test_attention_blocks_and_past),
+      cmocka_unit_test(test_gelu_tanh_mul),
       cmocka_unit_test(test_linear_decode_bits),
       cmocka_unit_test(test_linear_bf16),
       cmocka_unit_test(test_attention_bf16),

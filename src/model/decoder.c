@@ -379,7 +379,10 @@ static void buf_sizes(const g3_model *m, const g3_state *s, int64_t n, size_t sz
   sz[5] = sz[6] = un * (size_t)s->kv_width;
   sz[7] = sz[8] = un * (size_t)t->intermediate_size;
   sz[9] = 4 * un * (size_t)(t->head_dim / 2) + un; /* 4 rope tables + positions */
-  sz[10] = (size_t)sc_kernels_threads() * (size_t)(s->n_pos + n);
+  /* The most keys any layer sees: every past position (global layers). */
+  sc_attn widest = {.n_heads = t->num_attention_heads, .n_kv_heads = t->num_key_value_heads,
+                    .head_dim = t->head_dim, .pos0 = s->n_pos, .past_lo = 0};
+  sz[10] = sc_attention_scratch(&widest, n);
   sz[11] = gemm;
 }
 

@@ -15,9 +15,13 @@
 
 #include "base/error.h"
 
-/* Widened weight panels hold about this many floats (4 MiB): big enough
- * for an efficient sgemm, small enough to stay near the cache. */
-#define LINEAR_PANEL_FLOATS ((int64_t)1 << 20)
+/* Widened weight panels hold about this many floats (16 MiB, within the
+ * 32 MiB L3): sgemm packs x again for every panel, and at 4 MiB the
+ * 4B down_proj (96-row panels, K 10240) spent more time packing x than
+ * the whole layer spent widening weights. */
+#ifndef LINEAR_PANEL_FLOATS
+#define LINEAR_PANEL_FLOATS ((int64_t)1 << 22)
+#endif
 #define LINEAR_PANEL_MIN_ROWS 16
 /* Up to this many rows of x, a GEMM is memory-bound (decode): each weight
  * row is widened once into a per-thread buffer and dotted with every x row,
@@ -87,6 +91,7 @@ static int64_t panel_rows(int64_t cols) {
 
 size_t sc_linear_scratch(int64_t cols) {
   size_t panel = (size_t)panel_rows(cols) * (size_t)cols;
+  if (panel < (size_t)LINEAR_PANEL_FLOATS) panel = (size_t)LINEAR_PANEL_FLOATS; /* column panels */
   size_t fused = (size_t)sc_kernels_threads() * (size_t)cols;
   return panel > fused ? panel : fused;
 }
@@ -141,15 +146,46 @@ static void linear_fused(float *y, const float *x, const sc_mat *w, int64_t n, f
   }
 }
 
-/* Prefill-sized n: widen a panel of rows, then one sgemm into y's columns.
- * The widening (~0.4 ns per element) stays on this thread: an OpenMP team
- * here, alternating with OpenBLAS's own threads, halved sgemm throughput
- * on the 2-core machine (spin-waiting teams fighting over the cores). */
+/* out[len] = f32 of row r, columns [c0, c0 + len) of a BF16 or F16 w;
+ * inline so that the bf16 loop vectorises. */
+static void widen_span(float *out, const sc_mat *w, int64_t r, int64_t c0, int64_t len) {
+  size_t off = (size_t)r * (size_t)w->cols + (size_t)c0;
+  if (w->dtype == SC_DTYPE_F16) {
+    sc_f32_from_f16_n(out, (const uint16_t *)w->data + off, (size_t)len);
+    return;
+  }
+  const uint16_t *src = (const uint16_t *)w->data + off;
+  for (int64_t i = 0; i < len; i++) {
+    uint32_t u = (uint32_t)src[i] << 16;
+    memcpy(&out[i], &u, sizeof u);
+  }
+}
+
+/* Prefill-sized n: the weights are widened one panel at a time, each
+ * multiplied by one sgemm. sgemm packs both operands on every call, so the
+ * panels are cut where repacking costs least: across rows (each panel
+ * fills y's matching columns and repacks all of x) when K <= N, and across
+ * columns when K > N (down_proj: each slice of x is packed once, y
+ * accumulates with beta 1). The widening stays on this thread: an OpenMP
+ * team here, alternating with OpenBLAS's own threads, halved sgemm
+ * throughput on the 2-core machine (spin-waiting teams fighting over the
+ * cores). */
 static void linear_panels(float *y, const float *x, const sc_mat *w, int64_t n, float *scratch) {
   int64_t k = w->cols, r_n = w->rows, p = panel_rows(k);
+  if (k > r_n && r_n * LINEAR_PANEL_MIN_ROWS <= LINEAR_PANEL_FLOATS) {
+    int64_t kc = LINEAR_PANEL_FLOATS / r_n;
+    kc -= kc % LINEAR_PANEL_MIN_ROWS;
+    for (int64_t c0 = 0; c0 < k; c0 += kc) {
+      int64_t len = k - c0 < kc ? k - c0 : kc;
+      for (int64_t r = 0; r < r_n; r++) widen_span(scratch + r * len, w, r, c0, len);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)r_n, (int)len, 1.0f, x + c0,
+                  (int)k, scratch, (int)len, c0 ? 1.0f : 0.0f, y, (int)r_n);
+    }
+    return;
+  }
   for (int64_t r0 = 0; r0 < r_n; r0 += p) {
     int64_t pr = r_n - r0 < p ? r_n - r0 : p;
-    for (int64_t i = 0; i < pr; i++) sc_mat_row(scratch + i * k, w, r0 + i);
+    for (int64_t i = 0; i < pr; i++) widen_span(scratch + i * k, w, r0 + i, 0, k);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)pr, (int)k, 1.0f, x, (int)k,
                 scratch, (int)k, 0.0f, y + r0, (int)r_n);
   }
@@ -217,12 +253,63 @@ void sc_add(float *x, const float *r, int64_t n, int64_t d) {
   for (int64_t i = 0; i < m; i++) x[i] += r[i];
 }
 
+#define GELU_C 0.7978845608028654f /* sqrt(2/pi) */
+#define GELU_A 0.044715f
+
+/* e^x for x clamped to [-87.3, 88.7] (Cephes expf: x = n·ln2 + r with
+ * ln2 split in two, a degree-5 polynomial for e^r, 2^n from the exponent
+ * bits); within 2 ulp of expf. NaN comes back as a bound, so callers keep
+ * NaN through another operand. */
+__attribute__((target("avx2,fma"))) static inline __m256 exp_avx2(__m256 x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.7f));
+  __m256 n = _mm256_floor_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
+  y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+
+/* gelu_tanh(x) = 0.5·x·(1 + tanh(z)) = x / (1 + e^(−2z)), z = c·(x + a·x³):
+ * the logistic form needs one exp and no 1 + tanh cancellation. Differs
+ * from the tanhf form by a few ulp (more, but below 1e-7 absolute, where
+ * 1 + tanh(z) cancels for x < −3). */
+static inline float gelu_tanh1(float x) {
+  float z = GELU_C * (x + GELU_A * x * x * x);
+  return x / (1.0f + expf(-2.0f * z));
+}
+
+__attribute__((target("avx2,fma"))) static void gelu_tanh_mul_avx2(float *g, const float *u, int64_t n) {
+  const __m256 c2 = _mm256_set1_ps(-2.0f * GELU_C), a = _mm256_set1_ps(GELU_A), one = _mm256_set1_ps(1.0f);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 x = _mm256_loadu_ps(g + i);
+    __m256 t = _mm256_fmadd_ps(_mm256_mul_ps(a, x), _mm256_mul_ps(x, x), x); /* x + a·x³ */
+    __m256 e = exp_avx2(_mm256_mul_ps(c2, t));
+    __m256 y = _mm256_div_ps(x, _mm256_add_ps(one, e));
+    _mm256_storeu_ps(g + i, _mm256_mul_ps(y, _mm256_loadu_ps(u + i)));
+  }
+  for (; i < n; i++) g[i] = gelu_tanh1(g[i]) * u[i];
+}
+
+/* With AVX2 one thread runs at memory speed (~3 ms for a 4B prefill's
+ * 512 x 10240), and staying off OpenMP keeps its team from spinning
+ * against the next sgemm's threads (see linear_panels). */
 void sc_gelu_tanh_mul(float *g, const float *u, int64_t n) {
-  const float c = 0.7978845608028654f; /* sqrt(2/pi) */
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    gelu_tanh_mul_avx2(g, u, n);
+    return;
+  }
 #pragma omp parallel for schedule(static) if (n > PAR_MIN_ELEMS)
   for (int64_t i = 0; i < n; i++) {
     float x = g[i];
-    g[i] = 0.5f * x * (1.0f + tanhf(c * (x + 0.044715f * x * x * x))) * u[i];
+    g[i] = 0.5f * x * (1.0f + tanhf(GELU_C * (x + GELU_A * x * x * x))) * u[i];
   }
 }
 
@@ -282,8 +369,21 @@ void sc_rope(float *x, const float *cos_t, const float *sin_t, int64_t n, int he
 
 /* ==== Attention ==== */
 
+/* Prompts of at least this many new tokens run the attention through
+ * sgemm (scores and P·v per head and query block); shorter calls (decode)
+ * keep the per-query loop, which reads the cache once per query. */
+#define ATTN_GEMM_MIN_N 8
+/* Query rows per score block of the sgemm path: the causal mask leaves
+ * the later keys of early blocks out of the products. */
+#define ATTN_QBLOCK 64
+
 size_t sc_attention_scratch(const sc_attn *a, int64_t n) {
-  return (size_t)sc_kernels_threads() * (size_t)(a->pos0 - a->past_lo + n);
+  size_t keys = (size_t)(a->pos0 - a->past_lo + n);
+  size_t loop = (size_t)sc_kernels_threads() * keys;
+  if (n < ATTN_GEMM_MIN_N) return loop;
+  /* K and V of one kv head gathered contiguous, and one score block. */
+  size_t gemm = 2 * keys * (size_t)a->head_dim + (size_t)ATTN_QBLOCK * keys;
+  return gemm > loop ? gemm : loop;
 }
 
 /* Row of kv head g at position p: from the new block or the past ring. */
@@ -341,8 +441,78 @@ static void attend_one(float *o, const float *qh, const float *k, const float *v
   }
 }
 
+/* Masks, softmaxes and (bf16 mode) rounds row t of a score block whose
+ * columns are key positions [lo, lo + nk), as attend_one does: masked
+ * keys get probability 0, sums in double. */
+static void softmax_scores(float *s, int64_t nk, int64_t lo, int64_t t, int64_t n, const sc_attn *a) {
+  int64_t rlo, rhi;
+  key_range(a, t, n, &rlo, &rhi);
+  float mx = -INFINITY;
+  for (int64_t j = 0; j < nk; j++) {
+    int64_t p = lo + j;
+    int ok = p >= rlo && p <= rhi && (!a->group || key_allowed(a, t, p));
+    if (!ok) s[j] = -INFINITY;
+    else if (s[j] > mx) mx = s[j];
+  }
+  double sum = 0.0;
+  for (int64_t j = 0; j < nk; j++) {
+    s[j] = s[j] == -INFINITY ? 0.0f : expf(s[j] - mx);
+    sum += s[j];
+  }
+  for (int64_t j = 0; j < nk; j++) {
+    float wgt = (float)(s[j] / sum);
+    s[j] = a->precision == SC_PRECISION_BF16 ? sc_f32_from_bf16(sc_bf16_from_f32(wgt)) : wgt;
+  }
+}
+
+/* Prompt-sized attention with sgemm: per query head and block of
+ * ATTN_QBLOCK queries, S = q·kᵀ·scale over the keys the block may see,
+ * the masked softmax row by row, then out = P·v. With a past, the kv head's
+ * keys and values are first gathered in position order. The loops between
+ * the GEMMs stay on this thread (see linear_panels). */
+static void attention_gemm(float *out, const float *q, const float *k, const float *v, int64_t n,
+                           const sc_attn *a, float *scratch) {
+  int hd = a->head_dim, heads = a->n_heads, rep = a->n_heads / a->n_kv_heads;
+  int64_t past = a->pos0 - a->past_lo, keys = past + n, kvw = (int64_t)a->n_kv_heads * hd;
+  int64_t qw = (int64_t)heads * hd;
+  float *kb = scratch, *vb = kb + keys * hd, *s = vb + keys * hd;
+  for (int g = 0; g < a->n_kv_heads; g++) {
+    const float *kg = k + (size_t)g * hd, *vg = v + (size_t)g * hd;
+    int64_t ld = kvw;
+    if (past > 0) {
+      for (int64_t p = a->past_lo; p < a->pos0 + n; p++) {
+        memcpy(kb + (p - a->past_lo) * hd, kv_row(a, k, a->past_k, p, g), (size_t)hd * sizeof *kb);
+        memcpy(vb + (p - a->past_lo) * hd, kv_row(a, v, a->past_v, p, g), (size_t)hd * sizeof *vb);
+      }
+      kg = kb, vg = vb, ld = hd;
+    }
+    for (int h = g * rep; h < (g + 1) * rep; h++)
+      for (int64_t t0 = 0; t0 < n; t0 += ATTN_QBLOCK) {
+        int64_t t1 = t0 + ATTN_QBLOCK < n ? t0 + ATTN_QBLOCK : n, lo = INT64_MAX, hi = -1;
+        for (int64_t t = t0; t < t1; t++) {
+          int64_t rlo, rhi;
+          key_range(a, t, n, &rlo, &rhi);
+          if (rlo < lo) lo = rlo;
+          if (rhi > hi) hi = rhi;
+        }
+        int64_t nk = hi - lo + 1, rows = t1 - t0;
+        const float *qb = q + (size_t)(t0 * qw + (int64_t)h * hd);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)nk, hd, a->scale, qb, (int)qw,
+                    kg + (size_t)((lo - a->past_lo) * ld), (int)ld, 0.0f, s, (int)nk);
+        for (int64_t t = t0; t < t1; t++) softmax_scores(s + (t - t0) * nk, nk, lo, t, n, a);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, hd, (int)nk, 1.0f, s, (int)nk,
+                    vg + (size_t)((lo - a->past_lo) * ld), (int)ld, 0.0f,
+                    out + (size_t)(t0 * qw + (int64_t)h * hd), (int)qw);
+      }
+  }
+}
+
 void sc_attention(float *out, const float *q, const float *k, const float *v, int64_t n,
                   const sc_attn *a, float *scratch) {
+  if (n >= ATTN_GEMM_MIN_N) {
+    attention_gemm(out, q, k, v, n, a, scratch);
+    return;
+  }
   int hd = a->head_dim, heads = a->n_heads, rep = a->n_heads / a->n_kv_heads;
   size_t per_thread = (size_t)(a->pos0 - a->past_lo + n);
 #pragma omp parallel
