@@ -448,6 +448,11 @@ static void test_bad_input(void **state) {
   char *cfg4 = write_config("bad4.yaml", out, "  ce_loss: false\n  architecture: batchtopk\n");
   expect_error("train", cfg4, "--layer 1", "trained with config_hash");
   free(cfg4);
+  /* an interrupted SAE (state, no cfg.json) whose store changed since is refused, not mixed */
+  char *c1 = tu_join(out, "saes/layer_1/cfg.json"), *man = tu_join(out, "activations/en/layer_1/manifest.json");
+  assert_int_equal(tu_run(NULL, NULL, "rm '%s' && sed -i '/config_hash/s/fnv1a64:/fnv1a64:x/' '%s'", c1, man), 0);
+  expect_error("train", cfg, "--layer 1", "trainer_state.safetensors: saved by a run with data=");
+  free(c1), free(man);
   /* an SAE whose width is not the store's */
   assert_int_equal(run("-q train", cfg, "--layer 0", NULL), 0);
   sae_cfg sc = {.arch = SAE_ARCH_TOPK, .d = 8, .n = 16, .k = 2, .apply_b_dec_to_input = 1};

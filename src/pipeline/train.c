@@ -364,6 +364,7 @@ static void train_cfg(const unit *u, int64_t d, int64_t rows, sae_train_cfg *c) 
   c->seed = u->cfg->seed ^ ((uint64_t)u->layer * 0x9E3779B97F4A7C15ULL);
   c->checkpoint_every = (int64_t)t->checkpoint_every;
   c->bf16_encoder = t->precision == SC_CONFIG_BF16;
+  snprintf(c->data_tag, sizeof c->data_tag, "%s", u->hash); /* a state of other data is refused */
   /* A small store is not read several times over for the statistics. */
   if (c->norm_rows > rows) c->norm_rows = rows;
   if (c->median_rows > rows) c->median_rows = rows;

@@ -706,6 +706,10 @@ static void cfg_string(const sae_train_cfg *c, char *buf, size_t cap) {
            c->adam_eps, c->warmup_steps, c->decay_frac, c->clip_norm, c->l1_coeff,
            c->l1_warmup_steps, c->aux_coeff, c->k_aux, c->dead_tokens, c->norm_rows,
            c->median_rows, c->unit_norm_decoder, c->seed, c->bf16_encoder);
+  if (c->data_tag[0]) {
+    size_t len = strlen(buf);
+    snprintf(buf + len, cap - len, " data=%.47s", c->data_tag);
+  }
 }
 
 typedef struct state_item {

@@ -71,6 +71,8 @@ typedef struct sae_train_cfg {
   int bf16_encoder;         /* 1: the encoder GEMM runs in bf16 (tensor/gemm.h: x and a bf16
                                copy of W_enc made once per step, f32 products and sums); the
                                master weights, gradients and Adam stay f32 */
+  char data_tag[48];        /* names the training data (e.g. a hash of the store); a state
+                               saved with another tag is refused on resume; "" = none */
 } sae_train_cfg;
 
 /* Defaults from the anchors for an SAE of the given shape: batch 4096,
