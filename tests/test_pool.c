@@ -154,7 +154,7 @@ static void check_store(sc_dtype dt, int64_t chunk) {
     snprintf(name, sizeof name, "mean_%d", sg);
     const double *m = need(rf, name)->data;
     snprintf(name, sizeof name, "count_%d", sg);
-    const int32_t *c = need(rf, name)->data;
+    const int64_t *c = need(rf, name)->data;
     assert_int_equal(means[sg].n, N_SAMPLES);
     assert_int_equal(means[sg].d, D);
     for (int i = 0; i < N_SAMPLES; i++) {
@@ -166,8 +166,8 @@ static void check_store(sc_dtype dt, int64_t chunk) {
     an_pooled_free(&means[sg]);
   }
   const double *fm = need(rf, "f_mean")->data, *fx = need(rf, "f_max")->data;
-  const int32_t *fp = need(rf, "f_pos")->data, *ft = need(rf, "f_tok")->data;
-  const int32_t *fc = need(rf, "f_count")->data, *fpos = need(rf, "first_pos")->data;
+  const int64_t *fp = need(rf, "f_pos")->data, *ft = need(rf, "f_tok")->data;
+  const int64_t *fc = need(rf, "f_count")->data, *fpos = need(rf, "first_pos")->data;
   assert_int_equal(f.n, N_SAMPLES);
   assert_int_equal(f.n_features, NF);
   int64_t ref_nnz = 0, tok_rows = 0;

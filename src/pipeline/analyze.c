@@ -631,8 +631,10 @@ static int tok_store_add(void *user, int64_t sample, const store_row_meta *meta,
   t->text_len[t->n] = pl;
   t->text_used += pl + 1;
   t->sample[t->n] = sample;
-  memcpy(t->feat + t->nnz, feature, (size_t)n_active * sizeof *feature);
-  memcpy(t->val + t->nnz, value, (size_t)n_active * sizeof *value);
+  if (n_active > 0) {
+    memcpy(t->feat + t->nnz, feature, (size_t)n_active * sizeof *feature);
+    memcpy(t->val + t->nnz, value, (size_t)n_active * sizeof *value);
+  }
   t->nnz += n_active;
   t->ptr[++t->n] = t->nnz;
   return 0;

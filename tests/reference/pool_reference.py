@@ -8,13 +8,14 @@ Reads the activation store folder (manifest.json + shards, docs/store.md) with s
 the SAELens SAE folder (cfg.json + sae_weights.safetensors; 'standard' = ReLU only), and writes,
 per sample of samples.jsonl in file order (N samples):
   mean_<s>   F64 [N, d]  mean of the sample's rows of segment s (zeros when none)
-  count_<s>  I32 [N]     rows of segment s
+  count_<s>  I64 [N]     rows of segment s
   f_mean     F64 [N, F]  mean over the sample's SAE_SEGS rows of ReLU((x - b_dec) W_enc + b_enc)
   f_max      F64 [N, F]  largest value over those rows (0 when it never fired)
-  f_pos      I32 [N, F]  position of the first row reaching it (-1 when it never fired)
-  f_tok      I32 [N, F]  that row's token id (-1 likewise)
-  f_count    I32 [N]     SAE rows of the sample
-  first_pos  I32 [N]     smallest position among them (-1 when none)
+  f_pos      I64 [N, F]  position of the first row reaching it (-1 when it never fired)
+  f_tok      I64 [N, F]  that row's token id (-1 likewise)
+  f_count    I64 [N]     SAE rows of the sample
+  first_pos  I64 [N]     smallest position among them (-1 when none)
+Integers are I64 and floats F64, so every tensor stays 8-byte aligned in the file.
 Everything is computed in float64 from the stored values (bf16 widened exactly).
 """
 import json
@@ -64,7 +65,7 @@ def main(argv):
     res = {}
     for s in mean_segs:
         m = np.zeros((N, d))
-        c = np.zeros(N, dtype=np.int32)
+        c = np.zeros(N, dtype=np.int64)
         for i in range(N):
             sel = (sample_rows == i) & (st["segment"] == s)
             c[i] = sel.sum()
@@ -76,10 +77,10 @@ def main(argv):
     f_all = np.maximum(xin @ sae["W_enc"] + sae["b_enc"], 0.0)
     fm = np.zeros((N, F))
     fx = np.zeros((N, F))
-    fp = -np.ones((N, F), dtype=np.int32)
-    ft = -np.ones((N, F), dtype=np.int32)
-    fc = np.zeros(N, dtype=np.int32)
-    fpos = -np.ones(N, dtype=np.int32)
+    fp = -np.ones((N, F), dtype=np.int64)
+    ft = -np.ones((N, F), dtype=np.int64)
+    fc = np.zeros(N, dtype=np.int64)
+    fpos = -np.ones(N, dtype=np.int64)
     in_sae = np.isin(st["segment"], sae_segs)
     for i in range(N):
         idx = np.nonzero((sample_rows == i) & in_sae)[0]
