@@ -503,7 +503,7 @@ static void draw_band(cairo_t *cr, const series *s, const axes *a) {
       for (int t = i; t < j; t++) cairo_line_to(cr, ax_x(a, s->x[t]), ax_y(a, s->hi[t]));
       for (int t = j - 1; t >= i; t--) cairo_line_to(cr, ax_x(a, s->x[t]), ax_y(a, s->lo[t]));
       cairo_close_path(cr);
-      set_rgb(cr, s->col, 0.2);
+      set_rgb(cr, s->col, 0.16);
       cairo_fill(cr);
     } else if (j - i == 1) { /* a lone point: an error bar */
       set_rgb(cr, s->col, 0.6);
@@ -518,7 +518,6 @@ static void draw_band(cairo_t *cr, const series *s, const axes *a) {
 static int ok_pt(const series *s, int i) { return isfinite(s->x[i]) && isfinite(s->y[i]); }
 
 static void draw_line(cairo_t *cr, const series *s, const axes *a) {
-  if (s->lo && s->hi) draw_band(cr, s, a);
   set_rgb(cr, s->col, 1);
   cairo_set_line_width(cr, 2);
   double dash[] = {6, 4};
@@ -765,6 +764,8 @@ static void fig_draw(cairo_t *cr, const rep_fig *f) {
   cairo_rectangle(cr, a.x0, a.y0, a.x1 - a.x0, a.y1 - a.y0);
   if (!has_bars(f)) cairo_clip(cr);
   else cairo_new_path(cr);
+  for (int k = 0; k < f->n_s; k++) /* every band under every line */
+    if (f->s[k].kind == S_LINE && f->s[k].lo && f->s[k].hi) draw_band(cr, &f->s[k], &a);
   for (int k = 0; k < f->n_s; k++) {
     const series *s = &f->s[k];
     if (s->kind == S_LINE) draw_line(cr, s, &a);

@@ -330,10 +330,16 @@ static void rq4_lang(rep_buf *b, const rep_result *r, int i, const char *lang) {
   rep_buf_printf(b, ", %s: ", fx_lang_name(lang));
   const char *cs = rep_jstr(rep_j(r->root, p), "classification.status");
   if (cs && strcmp(cs, "ok") != 0) {
-    rep_buf_puts(b, "tests skipped (grammatical: ");
-    T(b, r, "%s.grammatical.skip_reason", p);
-    rep_buf_puts(b, "; semantic: ");
-    T(b, r, "%s.semantic.skip_reason", p);
+    static const char *tests[2] = {"grammatical", "semantic"};
+    rep_buf_puts(b, "tests skipped (");
+    for (int t = 0; t < 2; t++) {
+      char q[200];
+      snprintf(q, sizeof q, "%s.%s.status", p, tests[t]);
+      const char *ts = rep_jstr(r->root, q);
+      rep_buf_printf(b, "%s%s: ", t ? "; " : "", tests[t]);
+      if (ts && !strcmp(ts, "ok")) rep_buf_puts(b, "ran");
+      else T(b, r, "%s.%s.skip_reason", p, tests[t]);
+    }
     rep_buf_puts(b, ").</li>\n");
     return;
   }
