@@ -24,7 +24,10 @@
  * OpenMP barriers (a decode layer has ~15 parallel regions, each waiting
  * for a descheduled thread while its partner spins): decode then runs 4-5x
  * slower. The header prints the load average and OMP_WAIT_POLICY; run it on
- * an idle machine, or compare with OMP_WAIT_POLICY=passive or THREADS 1.
+ * an idle machine, or compare with THREADS 1. Like `saecap` (cli/main.c),
+ * the bench re-executes itself with OMP_WAIT_POLICY=passive unless the
+ * variable is set, so it measures what the CLI runs; the PyTorch baseline
+ * runs with the variable as it was (unset: libgomp's default).
  *
  * PyTorch baseline: bench/reference/decoder_layer_torch.py runs the same
  * layer (same shapes, threads, T and decode length) in f32 and bf16 when
@@ -335,8 +338,10 @@ static void run_torch(int threads, int runs, torch_figs *tf) {
   memset(tf, 0, sizeof *tf);
   if (system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) return;
   char cmd[512], line[256];
-  snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s --threads %d --runs %d --T %d --decode %d", TORCH_SCRIPT,
-           threads, runs, T_PREFILL, N_DECODE / 2);
+  /* PyTorch gets the caller's OpenMP wait policy, not the one set for us. */
+  const char *own = getenv("SAECAP_BENCH_OWN_WAIT");
+  snprintf(cmd, sizeof cmd, "%s/usr/bin/python3 %s --threads %d --runs %d --T %d --decode %d",
+           own ? "env -u OMP_WAIT_POLICY " : "", TORCH_SCRIPT, threads, runs, T_PREFILL, N_DECODE / 2);
   FILE *p = popen(cmd, "r");
   while (p && fgets(line, sizeof line, p)) {
     char dt[8], kind[16];
@@ -428,6 +433,9 @@ static int setup(bench_ctx *c, const char *dir) {
 
 int main(int argc, char **argv) {
   bench_ctx c = {0};
+  if (!getenv("OMP_WAIT_POLICY") && !setenv("OMP_WAIT_POLICY", "passive", 1) &&
+      !setenv("SAECAP_BENCH_OWN_WAIT", "1", 1))
+    execv("/proc/self/exe", argv); /* libgomp reads it before main; on failure carry on */
   setvbuf(stdout, NULL, _IOLBF, 0); /* figures appear as they are measured */
   c.runs = argc > 1 ? atoi(argv[1]) : RUNS_DEFAULT;
   if (c.runs < 1 || c.runs > MAX_RUNS) c.runs = RUNS_DEFAULT;
@@ -438,8 +446,9 @@ int main(int argc, char **argv) {
   if (la && fgets(load, sizeof load, la)) load[strcspn(load, "\n")] = 0;
   if (la) fclose(la);
   const char *wait = getenv("OMP_WAIT_POLICY");
-  printf("bench_decoder: %d threads, %d runs, OMP_WAIT_POLICY=%s; load average at start: %s\n", threads,
-         c.runs, wait ? wait : "(unset)", load);
+  printf("bench_decoder: %d threads, %d runs, OMP_WAIT_POLICY=%s%s; load average at start: %s\n", threads,
+         c.runs, wait ? wait : "(unset)", getenv("SAECAP_BENCH_OWN_WAIT") ? " (set by the bench, as saecap does; "
+         "PyTorch runs with it unset)" : "", load);
   bench_stat bw = bench_read_bw(c.runs), sg = bench_sgemm(c.runs);
   printf("memory read bandwidth: %.1f / %.1f GB/s (best / median, %zu MiB)\n", bw.min, bw.med, BW_BYTES >> 20);
   printf("OpenBLAS sgemm peak (M %d, N %d, K %d, f32): %.1f / %.1f GFLOP/s\n", T_PREFILL, FF, HIDDEN, sg.min, sg.med);
