@@ -511,6 +511,10 @@ static int make_hash(az_run *r) {
   for (int s = 0; s < r->n_segs; s++) h = store_fnv1a64(h, seg_name(r->seg[s]), strlen(seg_name(r->seg[s])) + 1);
   for (int li = 0; li < r->n_langs; li++) h = store_fnv1a64(h, r->lang[li].name, 3);
   int rc = hash_file(&h, r->samples_path);
+  /* token texts in the cards and RQ4 come from the tokenizer */
+  char *tp = r->cfg->model.path ? sc_path_join(r->cfg->model.path, "tokenizer.json") : NULL;
+  if (!rc && tp && sc_is_file(tp)) rc = hash_file(&h, tp);
+  free(tp);
   for (int li = 0; !rc && li < r->n_langs; li++) {
     char *dir = sc_path_join(r->out, "captions"), name[16], *p;
     snprintf(name, sizeof name, "%s.jsonl", r->lang[li].name);

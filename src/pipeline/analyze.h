@@ -25,7 +25,8 @@
  * Every file is written atomically and only after every computation
  * succeeded; each has "schema", "saecap_version", "config_hash" (FNV-1a 64
  * of the analyze settings, seed, languages, layers and the bytes of the
- * inputs' samples.jsonl, captions, manifests and SAE files) and "dataset"
+ * inputs' samples.jsonl, captions, manifests, SAE files and tokenizer.json)
+ * and "dataset"
  * counts. A rerun whose three files already carry the same config_hash does
  * nothing (unless force). Deterministic for a seed.
  */
