@@ -6,6 +6,7 @@
  *    script passes `bash -n`; submit.sh against a stub sbatch submits the
  *    chain with the right --dependency=afterok ids, and --from/--after
  *    submits the rest after a resubmitted task;
+ *  - merge-shards with a part missing: one line naming it, nothing merged;
  *  - cluster: tests/slurm/cluster.sh starts munged, slurmctld and slurmd
  *    on localhost in a temp folder (skipped, with its reason, only where
  *    they cannot start: not root, packages missing); `saecap slurm
@@ -138,10 +139,34 @@ static void test_scripts_and_chain(void **state) {
   free(ex), free(tr), free(pre), free(mg), free(cfg), free(out), free(jobs);
 }
 
+/* merge-shards with a part missing: one line naming it, nothing merged. */
+static void test_merge_missing_part(void **state) {
+  (void)state;
+  char *out = tu_join(g_root, "miss-out"), *cfg = write_config("miss-out.yaml", out, ""), *err = NULL;
+  assert_int_equal(tu_run(NULL, &err, "'%s' -q prepare --config '%s' && '%s' -q --threads 1 extract --config '%s' --shard 1/2",
+                          tu_bin(), cfg, tu_bin(), cfg), 0);
+  free(err);
+  int st = tu_run(NULL, &err, "'%s' merge-shards --config '%s' --shards 2", tu_bin(), cfg);
+  tu_assert_one_line_error(st, err, "activations.part-2-of-2", "missing", "--shard 2/2", NULL);
+  char *acts = tu_join(out, "activations"), *caps = tu_join(out, "captions");
+  assert_false(tu_exists(acts));
+  assert_false(tu_exists(caps));
+  free(err);
+  st = tu_run(NULL, &err, "'%s' merge-shards --config '%s'", tu_bin(), cfg);
+  tu_assert_one_line_error(st, err, "--shards N is required", NULL);
+  free(err), free(acts), free(caps), free(cfg), free(out);
+}
+
 static char *tree_digest(const char *dir) {
+  /* Text outputs may name their own folder (the report names output_dir
+   * and the config <output_dir>.yaml): that path reads as OUT. */
   char *out = NULL;
   int st = tu_run(&out, NULL,
-                  "cd '%s' && find . -type f ! -path './stages/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum", dir);
+                  "cd '%s' && find . -type f ! -path './stages/*' -print0 | LC_ALL=C sort -z | "
+                  "while IFS= read -r -d '' f; do case $f in "
+                  "*.html|*.json|*.jsonl|*.svg|*.md) h=$(sed 's#%s#OUT#g' \"$f\" | sha256sum) ;; "
+                  "*) h=$(sha256sum < \"$f\") ;; esac; echo \"${h%%%% *} $f\"; done",
+                  dir, dir);
   assert_int_equal(st, 0);
   return out;
 }
@@ -163,8 +188,8 @@ static void test_real_cluster(void **state) {
   char *slurm_conf = tu_join(cl, "slurm.conf");
   setenv("SLURM_CONF", slurm_conf, 1);
   char *out = tu_join(g_root, "cl-out"), *jobs = tu_join(g_root, "cl-jobs");
-  char *cfg = write_config("cluster.yaml", out, ""), *ids = NULL;
-  st = tu_run(&ids, &err, "cd '%s' && '%s' slurm --config cluster.yaml --out '%s' --submit", g_root, tu_bin(), jobs);
+  char *cfg = write_config("cl-out.yaml", out, ""), *ids = NULL;
+  st = tu_run(&ids, &err, "cd '%s' && '%s' slurm --config cl-out.yaml --out '%s' --submit", g_root, tu_bin(), jobs);
   if (st) fail_msg("saecap slurm --submit failed: %s", err);
   fprintf(stderr, "test_slurm: submitted:\n%s", ids);
   assert_non_null(strstr(ids, "extract "));
@@ -196,7 +221,7 @@ static void test_real_cluster(void **state) {
   assert_int_equal(tu_run(NULL, NULL, "cd '%s' && ! ls -d activations.part-* 2>/dev/null", out), 0);
   tu_run(NULL, NULL, "'%s' stop '%s'", script, cl);
   /* The same config run locally, into another folder. */
-  char *local = tu_join(g_root, "local-out"), *lcfg = write_config("local.yaml", local, ""), *last = NULL;
+  char *local = tu_join(g_root, "local-out"), *lcfg = write_config("local-out.yaml", local, ""), *last = NULL;
   tu_run(&last, NULL, "for s in train sae-eval analyze steer report; do '%s' $s --help >/dev/null 2>&1 || break; p=$s; done; "
                       "echo ${p:-extract}", tu_bin());
   last[strcspn(last, "\n")] = 0;
@@ -214,6 +239,7 @@ static void test_real_cluster(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_scripts_and_chain),
+      cmocka_unit_test(test_merge_missing_part),
       cmocka_unit_test(test_real_cluster),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

@@ -268,6 +268,33 @@ static int remove_parts(const sc_config *cfg, int n) {
   return rc;
 }
 
+/* Every part of every layer and the captions complete, checked before
+ * anything is written, so a missing task leaves no merged output. */
+static int parts_complete(const sc_config *cfg, int n, const char *lang, const int *layers, int nl) {
+  int rc = 0;
+  for (int i = 1; !rc && i <= n; i++) {
+    char *root = part_root(cfg, "activations", i, n), *croot = part_root(cfg, "captions", i, n);
+    if (!root || !croot) rc = sc_error_setc(SC_ERR_NOMEM, "out of memory");
+    for (int j = 0; !rc && j < nl; j++) {
+      char *dir = layer_subdir(root, lang, layers[j]);
+      store_manifest m = {0};
+      if (!dir) rc = sc_error_setc(SC_ERR_NOMEM, "out of memory");
+      else if (!sc_is_dir(dir))
+        rc = sc_error_setc(SC_ERR_MISSING, "%s: missing; run `saecap extract --shard %d/%d`", dir, i, n);
+      else if (!(rc = store_manifest_load(dir, &m)) && !m.complete)
+        rc = sc_error_setc(SC_ERR_ARG, "%s: incomplete (its extract task failed or still runs); rerun "
+                           "`saecap extract --shard %d/%d`", dir, i, n);
+      store_manifest_free(&m);
+      free(dir);
+    }
+    if (!rc && !captions_complete(croot, lang))
+      rc = sc_error_setc(SC_ERR_ARG, "%s/%s.jsonl: missing or incomplete; rerun `saecap extract --shard %d/%d`",
+                         croot, lang, i, n);
+    free(root), free(croot);
+  }
+  return rc;
+}
+
 int sc_merge_shards(const sc_config *cfg, int n_shards, int remove, sc_merge_summary *out) {
   memset(out, 0, sizeof *out);
   if (n_shards < 1) return sc_error_setc(SC_ERR_ARG, "merge-shards: --shards must be >= 1");
@@ -275,19 +302,22 @@ int sc_merge_shards(const sc_config *cfg, int n_shards, int remove, sc_merge_sum
   char *root1 = part_root(cfg, "activations", 1, n_shards);
   int rc = root1 ? 0 : sc_error_setc(SC_ERR_NOMEM, "out of memory");
   const char *langs = cfg->extract.languages ? cfg->extract.languages : "";
-  for (const char *p = langs; !rc && *p;) {
-    char lang[16];
-    size_t len = strcspn(p, ",");
-    snprintf(lang, sizeof lang, "%.*s", (int)(len < sizeof lang ? len : sizeof lang - 1), p);
-    p += len + (p[len] == ',');
-    int layers[MERGE_MAX_LAYERS], nl = 0;
-    rc = part_layers(root1, lang, layers, &nl);
-    for (int j = 0; !rc && j < nl; j++) {
-      sc_debug("merge-shards: %s layer %d", lang, layers[j]);
-      rc = merge_layer(cfg, n_shards, lang, layers[j], out);
+  /* Pass 0 checks every language's parts, pass 1 merges. */
+  for (int pass = 0; pass < 2; pass++)
+    for (const char *p = langs; !rc && *p;) {
+      char lang[16];
+      size_t len = strcspn(p, ",");
+      snprintf(lang, sizeof lang, "%.*s", (int)(len < sizeof lang ? len : sizeof lang - 1), p);
+      p += len + (p[len] == ',');
+      int layers[MERGE_MAX_LAYERS], nl = 0;
+      rc = part_layers(root1, lang, layers, &nl);
+      if (!rc && pass == 0) rc = parts_complete(cfg, n_shards, lang, layers, nl);
+      for (int j = 0; !rc && pass == 1 && j < nl; j++) {
+        sc_debug("merge-shards: %s layer %d", lang, layers[j]);
+        rc = merge_layer(cfg, n_shards, lang, layers[j], out);
+      }
+      if (!rc && pass == 1) rc = merge_captions(cfg, n_shards, lang, out);
     }
-    if (!rc) rc = merge_captions(cfg, n_shards, lang, out);
-  }
   free(root1);
   if (!rc && remove) rc = remove_parts(cfg, n_shards);
   return rc;
