@@ -120,17 +120,21 @@ static int check_dirs(const sc_train_plan *p) {
   return 0;
 }
 
-/* The ids of <start_of_turn> and <end_of_turn> from tokenizer.json's
- * added_tokens. Only that array is parsed (the whole file is ~33 MB of
- * vocabulary and merges that this does not need). */
-static int turn_ids(const char *path, int32_t *cand, int *c) {
-  char *buf = NULL;
-  size_t len = 0;
-  int rc = sc_read_file(path, (size_t)1 << 30, &buf, &len);
-  if (rc) return rc;
-  const char *k = strstr(buf, "\"added_tokens\""), *a = k ? strchr(k, '[') : NULL, *e = NULL;
+/* First occurrence of the NUL-free needle in buf[0..len), or NULL. */
+static const char *find_bytes(const char *buf, size_t len, const char *needle) {
+  size_t n = strlen(needle);
+  for (size_t i = 0; n <= len && i <= len - n; i++)
+    if (buf[i] == needle[0] && !memcmp(buf + i, needle, n)) return buf + i;
+  return NULL;
+}
+
+int sc_train_turn_ids(const char *buf, size_t len, const char *name, int32_t out[2], int *n) {
+  *n = 0;
+  const char *k = find_bytes(buf, len, "\"added_tokens\""), *end = buf + len, *a = NULL, *e = NULL;
+  for (const char *q = k; q && q < end && !a; q++)
+    if (*q == '[') a = q;
   int depth = 0, in_str = 0;
-  for (const char *q = a; q && q < buf + len && !e; q++) {
+  for (const char *q = a; q && q < end && !e; q++) {
     if (in_str) {
       if (*q == '\\') q++;
       else if (*q == '"') in_str = 0;
@@ -138,18 +142,37 @@ static int turn_ids(const char *path, int32_t *cand, int *c) {
     else if (*q == '[' || *q == '{') depth++;
     else if ((*q == ']' || *q == '}') && --depth == 0) e = q + 1;
   }
+  if (!e) return sc_error_setc(SC_ERR_FORMAT, "%s: no added_tokens array", name);
   sc_json *arr = NULL;
-  if (!e) rc = sc_error_setc(SC_ERR_FORMAT, "%s: no added_tokens array", path);
-  if (!rc) rc = sc_json_parse(a, (size_t)(e - a), path, &arr);
+  int rc = sc_json_parse(a, (size_t)(e - a), name, &arr);
+  if (rc) return rc;
   static const char *const turn[] = {"<start_of_turn>", "<end_of_turn>"};
-  for (sc_json *t = rc ? NULL : sc_json_first(arr); t; t = sc_json_next(t)) {
+  int found[2] = {0, 0};
+  int32_t id_of[2] = {0, 0};
+  for (sc_json *t = sc_json_is_array(arr) ? sc_json_first(arr) : NULL; t; t = sc_json_next(t)) {
     const char *content = sc_json_str(sc_json_get(t, "content"));
     int64_t id;
     for (int i = 0; content && i < 2; i++)
-      if (!strcmp(content, turn[i]) && !sc_json_i64(sc_json_get(t, "id"), &id) && id >= 0 && id <= INT32_MAX)
-        cand[(*c)++] = (int32_t)id;
+      if (!found[i] && !strcmp(content, turn[i]) && !sc_json_i64(sc_json_get(t, "id"), &id) && id >= 0 &&
+          id <= INT32_MAX)
+        found[i] = 1, id_of[i] = (int32_t)id;
   }
+  for (int i = 0; i < 2; i++)
+    if (found[i]) out[(*n)++] = id_of[i];
   sc_json_free(arr);
+  return 0;
+}
+
+/* The turn markers of a tokenizer.json file. Only added_tokens is parsed
+ * (the whole file is ~33 MB of vocabulary and merges not needed here). */
+static int turn_ids(const char *path, int32_t *cand, int *c) {
+  char *buf = NULL;
+  size_t len = 0;
+  int32_t ids[2];
+  int n = 0;
+  int rc = sc_read_file(path, (size_t)1 << 30, &buf, &len);
+  if (!rc) rc = sc_train_turn_ids(buf, len, path, ids, &n);
+  for (int i = 0; !rc && i < n; i++) cand[(*c)++] = ids[i];
   free(buf);
   return rc;
 }

@@ -26,6 +26,7 @@
 #ifndef SC_TRAIN_H
 #define SC_TRAIN_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "pipeline/config.h"
@@ -64,6 +65,12 @@ void sc_train_plan_free(sc_train_plan *p);
  * tokenizer.json when model.path is set, else Gemma 3's (0 pad, 1 eos, 2 bos,
  * 105/106 turn markers, 255999/256000 boi/eoi). */
 int sc_train_special_tokens(const sc_config *cfg, int32_t *ids, int *n);
+
+/* The ids of <start_of_turn> and <end_of_turn> (those present, in that
+ * order) from the added_tokens array of tokenizer.json text buf[0..len)
+ * (name used in messages). Only that array is parsed. Errors:
+ * SC_ERR_FORMAT "<name>: no added_tokens array", JSON errors. */
+int sc_train_turn_ids(const char *buf, size_t len, const char *name, int32_t out[2], int *n);
 
 /* Opens the reader of layer `layer` for the languages [lang0, lang0+n_lang)
  * of the plan, filtered by segments, special tokens and `split` (SC_SPLIT_*,
