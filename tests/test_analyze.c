@@ -76,8 +76,14 @@ static void write_captions(const study *s) {
     for (int i = 0; i < N; i++) {
       char img[16];
       snprintf(img, sizeof img, "img%02d.jpg", i);
-      store_caption row = {i, img, "train", label_name(label_of(i)), l ? "صف هذه الصورة." : "Describe this image.",
-                           s->caption[l], s->ids[l], (int)s->n_ids[l]};
+      store_caption row = {i,
+                           img,
+                           "train",
+                           label_name(label_of(i)),
+                           l ? "صف هذه الصورة." : "Describe this image.",
+                           s->caption[l],
+                           s->ids[l],
+                           (int)s->n_ids[l]};
       assert_int_equal(store_captions_add(c, &row), 0);
     }
     assert_int_equal(store_captions_finish(c), 0);
@@ -142,7 +148,8 @@ static void write_sae(const study *s, int layer) {
   sc_rng_seed(&r, 99);
   for (int j = 0; j < NF; j++) {
     float *row = m->W_enc + j * D;
-    if (j < D) row[j] = 1;
+    if (j < D)
+      row[j] = 1;
     else {
       double nn = 0;
       for (int k = 0; k < D; k++) {
@@ -269,7 +276,8 @@ static int has_nonfinite(const char *t) {
   return 0;
 }
 
-static const char *const files[3] = {"cross_lingual_analysis.json", "feature_analysis.json", "morphology_analysis.json"};
+static const char *const files[3] = {"cross_lingual_analysis.json", "feature_analysis.json",
+                                     "morphology_analysis.json"};
 
 static void test_planted_study(void **state) {
   (void)state;
@@ -466,13 +474,15 @@ static void test_bad_input(void **state) {
   tu_write_str(s.cfg, "");
   char text[1024];
   snprintf(text, sizeof text,
-           "output_dir: %s\nmodel:\n  path: %s/model\ndata:\n  captions_csv: x\n  images_dir: x\nanalyze:\n  layers: [3, 5]\n",
+           "output_dir: %s\nmodel:\n  path: %s/model\ndata:\n  captions_csv: x\n  images_dir: x\nanalyze:\n  layers: "
+           "[3, 5]\n",
            s.out, s.dir);
   tu_write_str(s.cfg, text);
   expect_error(&s, "saes/layer_5: missing", "saecap train");
   /* a configured layer without activations */
   snprintf(text, sizeof text,
-           "output_dir: %s\nmodel:\n  path: %s/model\ndata:\n  captions_csv: x\n  images_dir: x\nanalyze:\n  layers: [3, 7]\n",
+           "output_dir: %s\nmodel:\n  path: %s/model\ndata:\n  captions_csv: x\n  images_dir: x\nanalyze:\n  layers: "
+           "[3, 7]\n",
            s.out, s.dir);
   tu_write_str(s.cfg, text);
   expect_error(&s, "activations/en/layer_7: missing", "saecap extract");

@@ -29,14 +29,13 @@ typedef struct synth {
   int64_t n, nf;
   int *labels;
   uint64_t *groups;
-  double *x[NL];       /* dense (n, nf) per-sample mean activations */
+  double *x[NL]; /* dense (n, nf) per-sample mean activations */
   uint8_t *use[NL];
   an_sae_pooled f[NL];
 } synth;
 
 /* planted[l][j]: 1 when feature j is more active on female samples in language l */
-static void synth_make(synth *s, int64_t n, int64_t nf, const uint8_t *planted[NL], uint64_t seed,
-                       double base_rate) {
+static void synth_make(synth *s, int64_t n, int64_t nf, const uint8_t *planted[NL], uint64_t seed, double base_rate) {
   memset(s, 0, sizeof *s);
   s->n = n, s->nf = nf;
   s->labels = malloc((size_t)n * sizeof *s->labels);
@@ -127,10 +126,13 @@ static void json_doubles(FILE *fp, const double *x, int64_t n) {
   fputc(']', fp);
 }
 
-static double jnum(const sc_json *o, const char *key, int64_t j) { return sc_json_num(sc_json_at(sc_json_get(o, key), (int)j)); }
+static double jnum(const sc_json *o, const char *key, int64_t j) {
+  return sc_json_num(sc_json_at(sc_json_get(o, key), (int)j));
+}
 
 static void near(const char *what, int64_t j, double got, double want, double tol) {
-  if (fabs(got - want) > tol * (1 + fabs(want))) fail_msg("%s[%lld]: got %.17g, want %.17g", what, (long long)j, got, want);
+  if (fabs(got - want) > tol * (1 + fabs(want)))
+    fail_msg("%s[%lld]: got %.17g, want %.17g", what, (long long)j, got, want);
 }
 
 static void test_vs_reference(void **state) {
@@ -203,7 +205,8 @@ static void test_vs_reference(void **state) {
     assert_false(L->tested[12]); /* fired only on unused samples */
     const sc_json *rk = sc_json_get(R, "ranking");
     assert_int_equal(L->n_ranking, sc_json_size(rk));
-    for (int64_t k = 0; k < L->n_ranking; k++) assert_int_equal(L->ranking[k], (int)sc_json_num(sc_json_at(rk, (int)k)));
+    for (int64_t k = 0; k < L->n_ranking; k++)
+      assert_int_equal(L->ranking[k], (int)sc_json_num(sc_json_at(rk, (int)k)));
   }
   sc_json_free(ref);
   an_feat_result_free(&r);
@@ -250,7 +253,8 @@ static void test_planted(void **state) {
        * discovery there and counted below */
       if (pe[j] && !se) fail_msg("rep %llu: EN feature %lld not found", (unsigned long long)rep, (long long)j);
       if (pa[j] && !sa) fail_msg("rep %llu: AR feature %lld not found", (unsigned long long)rep, (long long)j);
-      if (pe[j] && r.lang[0].d[j] <= 0) fail_msg("feature %lld: d %g is not positive (female)", (long long)j, r.lang[0].d[j]);
+      if (pe[j] && r.lang[0].d[j] <= 0)
+        fail_msg("feature %lld: d %g is not positive (female)", (long long)j, r.lang[0].d[j]);
       disc += se + sa;
       false_disc += (se && !pe[j]) + (sa && !pa[j]);
     }
@@ -440,7 +444,8 @@ static void test_json_contract_and_cards(void **state) {
   sc_json *langs2, *cross2;
   assert_int_equal(an_features_compute(in, NL, s.labels, s.groups, PN, &o, &r2), 0);
   assert_int_equal(an_features_json(&r2, in, s.labels, &o, &langs2, &cross2), 0);
-  char *a = sc_json_print(langs, 0), *b = sc_json_print(langs2, 0), *c = sc_json_print(cross, 0), *d = sc_json_print(cross2, 0);
+  char *a = sc_json_print(langs, 0), *b = sc_json_print(langs2, 0), *c = sc_json_print(cross, 0),
+       *d = sc_json_print(cross2, 0);
   assert_string_equal(a, b);
   assert_string_equal(c, d);
   free(a), free(b), free(c), free(d);
@@ -469,9 +474,9 @@ static void test_bad_args(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_vs_reference),    cmocka_unit_test(test_planted),
+      cmocka_unit_test(test_vs_reference),     cmocka_unit_test(test_planted),
       cmocka_unit_test(test_shuffled_control), cmocka_unit_test(test_overlap_null),
-      cmocka_unit_test(test_skip_too_few),    cmocka_unit_test(test_json_contract_and_cards),
+      cmocka_unit_test(test_skip_too_few),     cmocka_unit_test(test_json_contract_and_cards),
       cmocka_unit_test(test_bad_args),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -180,7 +180,8 @@ static void check_store(sc_dtype dt, int64_t chunk) {
       double want = fm[i * NF + j];
       if (!(fx[i * NF + j] > 0)) continue;
       ref_nnz++;
-      if (e >= f.row_ptr[i + 1] || f.feature[e] != j) fail_msg("sample %d: feature %d fired in the reference only", i, j);
+      if (e >= f.row_ptr[i + 1] || f.feature[e] != j)
+        fail_msg("sample %d: feature %d fired in the reference only", i, j);
       if (fabs(f.mean[e] - want) > 1e-5 || fabs(f.max[e] - fx[i * NF + j]) > 1e-5)
         fail_msg("sample %d feature %d: mean %.8g/%.8g max %.8g/%.8g", i, j, f.mean[e], want, f.max[e], fx[i * NF + j]);
       assert_int_equal(f.max_pos[e], fp[i * NF + j]);
@@ -193,7 +194,7 @@ static void check_store(sc_dtype dt, int64_t chunk) {
   assert_true(ref_nnz > 20); /* the SAE fires enough to test something */
   assert_int_equal(tl.calls, tok_rows);
   assert_true(tl.order_ok);
-  assert_int_equal(f.count[3], 0);  /* no caption rows */
+  assert_int_equal(f.count[3], 0); /* no caption rows */
   assert_int_equal(f.first_pos[6], -1);
   assert_int_equal(f.row_ptr[4] - f.row_ptr[3], 0);
   st_file_free(rf);

@@ -46,8 +46,10 @@ static int test_feature(an_feat_lang *L, int64_t j, const int64_t *col, const in
   memset(am, 0, (size_t)L->n_male * sizeof *am);
   for (int64_t k = col[j]; k < col[j + 1]; k++) {
     int64_t i = cs[k];
-    if (labels[i] == SC_LABEL_MALE) am[pos[i]] = cv[k];
-    else af[pos[i]] = cv[k];
+    if (labels[i] == SC_LABEL_MALE)
+      am[pos[i]] = cv[k];
+    else
+      af[pos[i]] = cv[k];
   }
   int st = an_cohens_d(af, (size_t)L->n_female, am, (size_t)L->n_male, &L->d[j]);
   if (st < 0) return st;
@@ -70,15 +72,17 @@ static int compute_lang(const an_feat_lang_in *in, const int *labels, int64_t n,
   for (int64_t i = 0; i < n; i++) {
     if (!in->use[i] || !is_mf(labels[i])) continue;
     L->n_used++;
-    if (labels[i] == SC_LABEL_MALE) L->n_male++;
-    else L->n_female++;
+    if (labels[i] == SC_LABEL_MALE)
+      L->n_male++;
+    else
+      L->n_female++;
   }
-  if ((uint64_t)L->n_male < o->min_per_label || (uint64_t)L->n_female < o->min_per_label ||
-      L->n_male < 2 || L->n_female < 2) {
+  if ((uint64_t)L->n_male < o->min_per_label || (uint64_t)L->n_female < o->min_per_label || L->n_male < 2 ||
+      L->n_female < 2) {
     L->skipped = 1;
     snprintf(L->skip_reason, sizeof L->skip_reason,
-             "%lld male and %lld female samples; at least %llu (and 2) of each are needed",
-             (long long)L->n_male, (long long)L->n_female, (unsigned long long)o->min_per_label);
+             "%lld male and %lld female samples; at least %llu (and 2) of each are needed", (long long)L->n_male,
+             (long long)L->n_female, (unsigned long long)o->min_per_label);
     return 0;
   }
   size_t sz = (size_t)nf;
@@ -89,8 +93,8 @@ static int compute_lang(const an_feat_lang_in *in, const int *labels, int64_t n,
   L->tested = calloc(sz, 1);
   int64_t *col = calloc(sz + 1, sizeof *col), *pos = malloc((size_t)(n ? n : 1) * sizeof *pos);
   double *af = malloc((size_t)L->n_female * sizeof *af), *am = malloc((size_t)L->n_male * sizeof *am);
-  if (!L->rate || !L->rate_male || !L->rate_female || !L->mean_male || !L->mean_female || !L->d ||
-      !L->d_status || !L->p || !L->q || !L->tested || !col || !pos || !af || !am) {
+  if (!L->rate || !L->rate_male || !L->rate_female || !L->mean_male || !L->mean_female || !L->d || !L->d_status ||
+      !L->p || !L->q || !L->tested || !col || !pos || !af || !am) {
     free(col), free(pos), free(af), free(am);
     return oom();
   }
@@ -103,8 +107,10 @@ static int compute_lang(const an_feat_lang_in *in, const int *labels, int64_t n,
     for (int64_t e = f->row_ptr[i]; e < f->row_ptr[i + 1]; e++) {
       int32_t j = f->feature[e];
       col[j + 1]++;
-      if (labels[i] == SC_LABEL_MALE) L->rate_male[j] += 1, L->mean_male[j] += f->mean[e];
-      else L->rate_female[j] += 1, L->mean_female[j] += f->mean[e];
+      if (labels[i] == SC_LABEL_MALE)
+        L->rate_male[j] += 1, L->mean_male[j] += f->mean[e];
+      else
+        L->rate_female[j] += 1, L->mean_female[j] += f->mean[e];
     }
   }
   for (int64_t j = 0; j < nf; j++) col[j + 1] += col[j];
@@ -159,8 +165,10 @@ static int compute_lang(const an_feat_lang_in *in, const int *labels, int64_t n,
       }
       free(tf), free(tm);
     }
-    if (no_mem) rc = oom();
-    else if (bad >= 0) rc = test_feature(L, bad, col, cs, cv, labels, pos, af, am);
+    if (no_mem)
+      rc = oom();
+    else if (bad >= 0)
+      rc = test_feature(L, bad, col, cs, cv, labels, pos, af, am);
   }
   /* ranking: fired features by |d| */
   if (!rc) {
@@ -214,14 +222,14 @@ typedef struct perm_lang {
   const an_sae_pooled *f;
   const uint8_t *use;
   int64_t n_used;
-  double *s, *qq;     /* totals over used samples per feature */
-  int32_t *fired;     /* features with an entry in a used sample */
+  double *s, *qq; /* totals over used samples per feature */
+  int32_t *fired; /* features with an entry in a used sample */
   int64_t n_fired;
 } perm_lang;
 
 /* One thread's scratch for one language. */
 typedef struct perm_work {
-  double *sf, *qf;    /* sums over the permuted-female used samples */
+  double *sf, *qf; /* sums over the permuted-female used samples */
   rank_item *it;
   uint8_t *in_top;
 } perm_work;
@@ -260,8 +268,7 @@ static int perm_lang_init(perm_lang *p, const an_feat_lang_in *in, const an_feat
 
 /* Marks in w->in_top the top-k features by |d| under the permuted labels
  * (female[i] = 1: sample i is female); 0 or AN_STAT_TOO_FEW. */
-static int perm_topk(const perm_lang *p, perm_work *w, const int *labels, const uint8_t *female, int64_t n,
-                     int64_t k) {
+static int perm_topk(const perm_lang *p, perm_work *w, const int *labels, const uint8_t *female, int64_t n, int64_t k) {
   int64_t nfe = 0;
   for (int64_t j = 0; j < p->n_fired; j++) w->sf[p->fired[j]] = 0, w->qf[p->fired[j]] = 0;
   for (int64_t i = 0; i < n; i++) {
@@ -280,8 +287,8 @@ static int perm_topk(const perm_lang *p, perm_work *w, const int *labels, const 
     double mf = w->sf[j] / (double)nfe, mm = (p->s[j] - w->sf[j]) / (double)nma;
     double vf = (w->qf[j] - (double)nfe * mf * mf) / (double)(nfe - 1);
     double vm = (p->qq[j] - w->qf[j] - (double)nma * mm * mm) / (double)(nma - 1);
-    double sp2 = ((double)(nfe - 1) * (vf > 0 ? vf : 0) + (double)(nma - 1) * (vm > 0 ? vm : 0)) /
-                 (double)(p->n_used - 2);
+    double sp2 =
+        ((double)(nfe - 1) * (vf > 0 ? vf : 0) + (double)(nma - 1) * (vm > 0 ? vm : 0)) / (double)(p->n_used - 2);
     double d = sp2 > 0 ? (mf - mm) / sqrt(sp2) : 0;
     w->it[t].a = fabs(d);
     w->it[t].f = j;
@@ -307,8 +314,7 @@ static double one_perm(const an_feat_result *r, const perm_lang pl[2], perm_work
   memcpy(glab, glab0, (size_t)ng * sizeof *glab);
   sc_rng_shuffle(&rng, glab, (uint64_t)ng, sizeof *glab);
   for (int64_t i = 0; i < n; i++) female[i] = img[i] >= 0 ? (uint8_t)glab[img[i]] : 0;
-  if (perm_topk(&pl[0], &w[0], labels, female, n, r->k) || perm_topk(&pl[1], &w[1], labels, female, n, r->k))
-    return -1;
+  if (perm_topk(&pl[0], &w[0], labels, female, n, r->k) || perm_topk(&pl[1], &w[1], labels, female, n, r->k)) return -1;
   int64_t ov = 0;
   for (int64_t j = 0; j < r->n_features; j++) ov += w[0].in_top[j] && w[1].in_top[j];
   return (double)ov;
@@ -345,8 +351,10 @@ static int overlap_null(an_feat_result *r, const an_feat_lang_in *in, const int 
       int64_t lo = 0, hi = ng;
       while (lo < hi) {
         int64_t mid = lo + (hi - lo) / 2;
-        if (ids[mid] < groups[i]) lo = mid + 1;
-        else hi = mid;
+        if (ids[mid] < groups[i])
+          lo = mid + 1;
+        else
+          hi = mid;
       }
       img[i] = lo;
       if (glab[lo] < 0) glab[lo] = labels[i] == SC_LABEL_FEMALE;
@@ -416,8 +424,8 @@ static int cross_stats(an_feat_result *r, const an_feat_lang_in *in, const int *
   return k && o->permutations ? overlap_null(r, in, labels, groups, n, o) : 0;
 }
 
-int an_features_compute(const an_feat_lang_in *in, int n_langs, const int *labels, const uint64_t *groups,
-                        int64_t n, const an_feat_opts *o, an_feat_result *out) {
+int an_features_compute(const an_feat_lang_in *in, int n_langs, const int *labels, const uint64_t *groups, int64_t n,
+                        const an_feat_opts *o, an_feat_result *out) {
   memset(out, 0, sizeof *out);
   if (n_langs < 1 || n_langs > AN_FEAT_MAX_LANGS)
     return sc_error_setc(SC_ERR_ARG, "features: %d languages (1 or 2 are supported)", n_langs);
@@ -426,8 +434,7 @@ int an_features_compute(const an_feat_lang_in *in, int n_langs, const int *label
       return sc_error_setc(SC_ERR_ARG, "features: %s: the pooled features do not hold %lld samples", in[l].lang,
                            (long long)n);
     if (in[l].f->n_features != in[0].f->n_features)
-      return sc_error_setc(SC_ERR_ARG, "features: the SAEs of %s and %s have different widths", in[0].lang,
-                           in[l].lang);
+      return sc_error_setc(SC_ERR_ARG, "features: the SAEs of %s and %s have different widths", in[0].lang, in[l].lang);
   }
   out->n_langs = n_langs;
   out->n_features = in[0].f->n_features;
@@ -449,7 +456,7 @@ static int num(sc_json *o, const char *k, double v) {
 typedef struct card_ex {
   float max;
   int64_t sample;
-  int64_t e;  /* the entry */
+  int64_t e; /* the entry */
 } card_ex;
 
 static int card_examples(const an_feat_lang *L, const an_feat_lang_in *in, int li, const int *labels,
@@ -491,8 +498,7 @@ static int card_examples(const an_feat_lang *L, const an_feat_lang_in *in, int l
     }
     rc = num(card, "feature", j) || num(card, "rank", (double)c + 1) || num(card, "cohens_d", L->d[j]) ||
                  num(card, "p", L->p[j]) || num(card, "q", L->q[j]) || num(card, "firing_rate", L->rate[j]) ||
-                 num(card, "firing_rate_male", L->rate_male[j]) ||
-                 num(card, "firing_rate_female", L->rate_female[j]) ||
+                 num(card, "firing_rate_male", L->rate_male[j]) || num(card, "firing_rate_female", L->rate_female[j]) ||
                  num(card, "mean_male", L->mean_male[j]) || num(card, "mean_female", L->mean_female[j]) ||
                  !sc_json_add_str(card, "d_status", an_stat_status_str(L->d_status[j]))
              ? oom()
@@ -511,8 +517,7 @@ static int card_examples(const an_feat_lang *L, const an_feat_lang_in *in, int l
                    num(o1, "position", f->max_pos[x->e]) || num(o1, "token_id", f->max_token[x->e])
                ? oom()
                : 0;
-      if (!rc && o->card)
-        rc = o->card(o->user, li, x->sample, f->max_pos[x->e], f->max_token[x->e], o1);
+      if (!rc && o->card) rc = o->card(o->user, li, x->sample, f->max_pos[x->e], f->max_token[x->e], o1);
     }
   }
   free(slot), free(ex), free(have);
@@ -569,8 +574,8 @@ static int lang_json(const an_feat_result *r, const an_feat_lang_in *in, int li,
   return rc;
 }
 
-int an_features_json(const an_feat_result *r, const an_feat_lang_in *in, const int *labels,
-                     const an_feat_opts *o, sc_json **languages, sc_json **cross) {
+int an_features_json(const an_feat_result *r, const an_feat_lang_in *in, const int *labels, const an_feat_opts *o,
+                     sc_json **languages, sc_json **cross) {
   *languages = sc_json_new_object();
   *cross = sc_json_new_object();
   int rc = *languages && *cross ? 0 : oom();

@@ -18,8 +18,10 @@ int64_t an_sample_row(const store_samples *smp, int64_t sample_index) {
   int64_t lo = 0, hi = smp->n;
   while (lo < hi) {
     int64_t mid = lo + (hi - lo) / 2;
-    if (smp->rows[mid].sample_index < sample_index) lo = mid + 1;
-    else hi = mid;
+    if (smp->rows[mid].sample_index < sample_index)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   return lo < smp->n && smp->rows[lo].sample_index == sample_index ? lo : -1;
 }
@@ -46,22 +48,22 @@ typedef struct pool_run {
   const store_samples *smp;
   const char *const *dirs;
   int d;
-  an_pooled *means;           /* NULL or [STORE_N_SEGMENTS] */
+  an_pooled *means; /* NULL or [STORE_N_SEGMENTS] */
   double *acc[STORE_N_SEGMENTS];
   int32_t rows[STORE_N_SEGMENTS];
   /* SAE reduction of the current sample */
   const sae *s;
   an_sae_pooled *out;
-  int64_t cap;                /* of out's entry arrays */
-  double *fsum;               /* (n_features) */
+  int64_t cap;  /* of out's entry arrays */
+  double *fsum; /* (n_features) */
   float *fmax;
   int32_t *fpos, *ftok;
   uint8_t *touched;
-  int32_t *list;              /* touched features of the current sample */
+  int32_t *list; /* touched features of the current sample */
   int64_t n_list;
   int32_t frows, fpos0;
-  int64_t cur;                /* samples.jsonl row being accumulated, -1 none */
-  int64_t last_index;         /* its sample_index */
+  int64_t cur;        /* samples.jsonl row being accumulated, -1 none */
+  int64_t last_index; /* its sample_index */
 } pool_run;
 
 static int cmp_i32(const void *a, const void *b) {
@@ -197,8 +199,8 @@ static int alloc_outputs(pool_run *r, int64_t n) {
     r->ftok = calloc((size_t)nf, sizeof *r->ftok);
     r->touched = calloc((size_t)nf, 1);
     r->list = malloc((size_t)nf * sizeof *r->list);
-    if (!p->row_ptr || !p->count || !p->first_pos || !r->fsum || !r->fmax || !r->fpos || !r->ftok ||
-        !r->touched || !r->list)
+    if (!p->row_ptr || !p->count || !p->first_pos || !r->fsum || !r->fmax || !r->fpos || !r->ftok || !r->touched ||
+        !r->list)
       return oom();
     for (int64_t i = 0; i < n; i++) p->first_pos[i] = -1;
     if (grow_entries(r, 1)) return SC_ERR_NOMEM;
@@ -213,8 +215,8 @@ static void free_run(pool_run *r) {
 
 /* Processes one chunk of rows: encodes the SAE rows, then accumulates in
  * row order. */
-static int do_chunk(pool_run *r, const float *x, const store_row_meta *meta, int64_t got, float *sx,
-                    int64_t *sx_row, sae_codes *codes) {
+static int do_chunk(pool_run *r, const float *x, const store_row_meta *meta, int64_t got, float *sx, int64_t *sx_row,
+                    sae_codes *codes) {
   int64_t ns = 0;
   if (r->out) {
     for (int64_t i = 0; i < got; i++)
@@ -252,8 +254,8 @@ static int do_chunk(pool_run *r, const float *x, const store_row_meta *meta, int
   return 0;
 }
 
-int an_pool(const char *const *dirs, int n_dirs, const store_samples *smp, const an_pool_opts *o,
-            const sae *s_sae, an_pooled *means, an_sae_pooled *sae_out) {
+int an_pool(const char *const *dirs, int n_dirs, const store_samples *smp, const an_pool_opts *o, const sae *s_sae,
+            an_pooled *means, an_sae_pooled *sae_out) {
   pool_run r;
   memset(&r, 0, sizeof r);
   r.o = o;
@@ -309,8 +311,10 @@ int an_pool(const char *const *dirs, int n_dirs, const store_samples *smp, const
   if (!rc) rc = flush(&r);
   if (!rc && r.out)
     for (int64_t i = r.cur + 1; i < smp->n; i++) r.out->row_ptr[i + 1] = r.out->nnz;
-  if (rc) sc_progress_abort(pg);
-  else sc_progress_finish(pg);
+  if (rc)
+    sc_progress_abort(pg);
+  else
+    sc_progress_finish(pg);
   free(x), free(sx), free(meta), free(sx_row);
   sae_codes_release(&codes);
   free_run(&r);

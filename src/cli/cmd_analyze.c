@@ -35,9 +35,12 @@ int cmd_analyze(int argc, char **argv) {
   const char *config_path = NULL;
   sc_analyze_opts o = {0};
   for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--config") && i + 1 < argc) config_path = argv[++i];
-    else if (!strcmp(argv[i], "--force")) o.force = 1;
-    else return cli_usage_error("analyze", "unexpected argument '%s'", argv[i]);
+    if (!strcmp(argv[i], "--config") && i + 1 < argc)
+      config_path = argv[++i];
+    else if (!strcmp(argv[i], "--force"))
+      o.force = 1;
+    else
+      return cli_usage_error("analyze", "unexpected argument '%s'", argv[i]);
   }
   if (!config_path) return cli_usage_error("analyze", "--config FILE is required");
   sc_kernels_set_threads(cli_threads());

@@ -45,16 +45,22 @@ static char *dup_str(const char *s) {
 static int parse_caption_line(const sc_json *j, const char *name, int64_t line, sc_caption_row *r) {
   const sc_json *si = sc_json_get(j, "sample_index"), *p = sc_json_get(j, "prompt");
   const sc_json *c = sc_json_get(j, "caption"), *ids = sc_json_get(j, "caption_ids");
-  if (!sc_json_is_object(j)) return sc_error_setc(SC_ERR_FORMAT, "%s: line %lld: not a JSON object", name, (long long)line);
+  if (!sc_json_is_object(j))
+    return sc_error_setc(SC_ERR_FORMAT, "%s: line %lld: not a JSON object", name, (long long)line);
   if (!si || !p || !c || !ids)
     return sc_error_setc(SC_ERR_MISSING, "%s: line %lld: missing %s", name, (long long)line,
-                         !si ? "sample_index" : !p ? "prompt" : !c ? "caption" : "caption_ids");
+                         !si  ? "sample_index"
+                         : !p ? "prompt"
+                         : !c ? "caption"
+                              : "caption_ids");
   if (sc_json_i64(si, &r->sample_index) || r->sample_index < 0)
     return sc_error_setc(SC_ERR_FORMAT, "%s: line %lld: sample_index is not a non-negative integer", name,
                          (long long)line);
   if (!sc_json_is_string(p) || !sc_json_is_string(c) || !sc_json_is_array(ids))
     return sc_error_setc(SC_ERR_FORMAT, "%s: line %lld: %s has the wrong type", name, (long long)line,
-                         !sc_json_is_string(p) ? "prompt" : !sc_json_is_string(c) ? "caption" : "caption_ids");
+                         !sc_json_is_string(p)   ? "prompt"
+                         : !sc_json_is_string(c) ? "caption"
+                                                 : "caption_ids");
   r->n_ids = sc_json_size(ids);
   r->ids = malloc((size_t)(r->n_ids ? r->n_ids : 1) * sizeof *r->ids);
   r->prompt = dup_str(sc_json_str(p));
@@ -100,8 +106,8 @@ int sc_caption_rows_parse(const char *buf, size_t len, const char *name, sc_capt
       rc = sc_json_parse(buf + at, end - at, lname, &j);
       if (!rc) rc = parse_caption_line(j, name, line, r);
       if (!rc && *n > 1 && r->sample_index <= (*rows)[*n - 2].sample_index)
-        rc = sc_error_setc(SC_ERR_FORMAT, "%s: line %lld: sample_index %lld does not increase", name,
-                           (long long)line, (long long)r->sample_index);
+        rc = sc_error_setc(SC_ERR_FORMAT, "%s: line %lld: sample_index %lld does not increase", name, (long long)line,
+                           (long long)r->sample_index);
       sc_json_free(j);
     }
     at = end + 1;
@@ -119,11 +125,11 @@ int sc_caption_rows_parse(const char *buf, size_t len, const char *name, sc_capt
 typedef struct az_lang {
   const char *name; /* "en" / "ar" */
   an_lang lang;
-  char **prompt;    /* (n) what the model saw, borrowed from rows or samples */
+  char **prompt;              /* (n) what the model saw, borrowed from rows or samples */
   const sc_caption_row **cap; /* (n) caption row of each sample or NULL */
   sc_caption_row *rows;
   int64_t n_rows;
-  uint8_t *leak;    /* (n) prompt has a gendered word */
+  uint8_t *leak; /* (n) prompt has a gendered word */
 } az_lang;
 
 typedef struct az_run {
@@ -132,7 +138,7 @@ typedef struct az_run {
   char *samples_path;
   store_samples smp;
   int64_t n;
-  char **sp[AZ_MAX_LANGS];  /* samples.jsonl english_prompt / arabic_prompt */
+  char **sp[AZ_MAX_LANGS]; /* samples.jsonl english_prompt / arabic_prompt */
   int n_langs;
   az_lang lang[AZ_MAX_LANGS];
   int n_layers;
@@ -140,15 +146,15 @@ typedef struct az_run {
   int n_segs;
   int seg[STORE_N_SEGMENTS]; /* STORE_SEG_* in config order, [0] primary */
   unsigned seg_bits;
-  uint8_t *leaky;           /* (n) either prompt leaks */
-  int *labels;              /* (n) labels of the statistics (excluded rows: unknown) */
-  int *smp_labels;          /* (n) labels as in samples.jsonl */
-  uint8_t *exclude;         /* (n) left out of the statistics (leaky prompt, when excluded) */
-  uint64_t *groups;         /* (n) image id hash */
+  uint8_t *leaky;   /* (n) either prompt leaks */
+  int *labels;      /* (n) labels of the statistics (excluded rows: unknown) */
+  int *smp_labels;  /* (n) labels as in samples.jsonl */
+  uint8_t *exclude; /* (n) left out of the statistics (leaky prompt, when excluded) */
+  uint64_t *groups; /* (n) image id hash */
   tok_tokenizer *tok;
-  an_pooled *means;         /* [layer][lang][segment] */
+  an_pooled *means; /* [layer][lang][segment] */
   char hash[32];
-  sc_json *leak_json;       /* the shared "leakage" object (copied into each file) */
+  sc_json *leak_json; /* the shared "leakage" object (copied into each file) */
   sc_json *dataset_json;
 } az_run;
 
@@ -170,7 +176,8 @@ static void run_free(az_run *r) {
     sc_caption_rows_free(r->lang[l].rows, r->lang[l].n_rows);
   }
   for (int i = 0; r->means && i < r->n_layers * AZ_MAX_LANGS * STORE_N_SEGMENTS; i++) an_pooled_free(&r->means[i]);
-  free(r->means), free(r->samples_path), free(r->leaky), free(r->labels), free(r->groups), free(r->smp_labels), free(r->exclude);
+  free(r->means), free(r->samples_path), free(r->leaky), free(r->labels), free(r->groups), free(r->smp_labels),
+      free(r->exclude);
   tok_free(r->tok);
   sc_json_free(r->leak_json), sc_json_free(r->dataset_json);
 }
@@ -203,7 +210,8 @@ static int add_lang(az_run *r, const char *item) {
   if ((strcmp(item, "en") && strcmp(item, "ar")) || an_lang_parse(item, &l))
     return sc_error_setc(SC_ERR_ARG, "%s: extract.languages: '%s' is not en or ar", r->cfg->source, item);
   for (int i = 0; i < r->n_langs; i++)
-    if (r->lang[i].lang == l) return sc_error_setc(SC_ERR_ARG, "%s: extract.languages: '%s' is repeated", r->cfg->source, item);
+    if (r->lang[i].lang == l)
+      return sc_error_setc(SC_ERR_ARG, "%s: extract.languages: '%s' is repeated", r->cfg->source, item);
   if (r->n_langs == AZ_MAX_LANGS) return sc_error_setc(SC_ERR_ARG, "%s: extract.languages: too many", r->cfg->source);
   r->lang[r->n_langs].lang = l;
   r->lang[r->n_langs++].name = l == AN_LANG_EN ? "en" : "ar";
@@ -211,12 +219,15 @@ static int add_lang(az_run *r, const char *item) {
 }
 
 static int add_seg(az_run *r, const char *item) {
-  int s = !strcmp(item, "image") ? STORE_SEG_IMAGE : !strcmp(item, "prompt") ? STORE_SEG_PROMPT
-          : !strcmp(item, "caption")                                        ? STORE_SEG_CAPTION
-                                                                            : -1;
+  int s = !strcmp(item, "image")     ? STORE_SEG_IMAGE
+          : !strcmp(item, "prompt")  ? STORE_SEG_PROMPT
+          : !strcmp(item, "caption") ? STORE_SEG_CAPTION
+                                     : -1;
   if (s < 0)
-    return sc_error_setc(SC_ERR_ARG, "%s: analyze.segments: '%s' is not caption, image or prompt", r->cfg->source, item);
-  if (r->seg_bits >> s & 1u) return sc_error_setc(SC_ERR_ARG, "%s: analyze.segments: '%s' is repeated", r->cfg->source, item);
+    return sc_error_setc(SC_ERR_ARG, "%s: analyze.segments: '%s' is not caption, image or prompt", r->cfg->source,
+                         item);
+  if (r->seg_bits >> s & 1u)
+    return sc_error_setc(SC_ERR_ARG, "%s: analyze.segments: '%s' is repeated", r->cfg->source, item);
   r->seg_bits |= 1u << s;
   r->seg[r->n_segs++] = s;
   return 0;
@@ -228,8 +239,10 @@ static int add_layer(az_run *r, const char *item) {
   if (*end || end == item || v < 0 || v > STORE_MAX_LAYER)
     return sc_error_setc(SC_ERR_ARG, "%s: analyze.layers: '%s' is not a layer number", r->cfg->source, item);
   for (int i = 0; i < r->n_layers; i++)
-    if (r->layers[i] == v) return sc_error_setc(SC_ERR_ARG, "%s: analyze.layers: layer %ld is repeated", r->cfg->source, v);
-  if (r->n_layers == AZ_MAX_LAYERS) return sc_error_setc(SC_ERR_ARG, "%s: analyze.layers: too many layers", r->cfg->source);
+    if (r->layers[i] == v)
+      return sc_error_setc(SC_ERR_ARG, "%s: analyze.layers: layer %ld is repeated", r->cfg->source, v);
+  if (r->n_layers == AZ_MAX_LAYERS)
+    return sc_error_setc(SC_ERR_ARG, "%s: analyze.layers: too many layers", r->cfg->source);
   r->layers[r->n_layers++] = (int)v;
   return 0;
 }
@@ -266,7 +279,8 @@ static int all_layers(az_run *r) {
     if (!rc && all && r->n_layers < AZ_MAX_LAYERS) r->layers[r->n_layers++] = L;
   }
   closedir(d);
-  if (!rc && !r->n_layers) rc = sc_error_setc(SC_ERR_IO, "%s: no layer_<L> folder with a manifest.json; run `saecap extract` first", dir);
+  if (!rc && !r->n_layers)
+    rc = sc_error_setc(SC_ERR_IO, "%s: no layer_<L> folder with a manifest.json; run `saecap extract` first", dir);
   free(dir);
   qsort(r->layers, (size_t)r->n_layers, sizeof r->layers[0], cmp_int);
   return rc;
@@ -279,8 +293,10 @@ static int read_config(az_run *r) {
   if (!rc) rc = each_item(c->analyze.segments ? c->analyze.segments : "caption", add_seg, r);
   if (!rc && !r->n_segs) rc = sc_error_setc(SC_ERR_ARG, "%s: analyze.segments is empty", c->source);
   const char *layers = c->analyze.layers ? c->analyze.layers : "all";
-  if (!rc && !strcmp(layers, "all")) rc = all_layers(r);
-  else if (!rc) rc = each_item(layers, add_layer, r);
+  if (!rc && !strcmp(layers, "all"))
+    rc = all_layers(r);
+  else if (!rc)
+    rc = each_item(layers, add_layer, r);
   if (!rc && !r->n_layers) rc = sc_error_setc(SC_ERR_ARG, "%s: analyze.layers is empty", c->source);
   return rc;
 }
@@ -309,8 +325,10 @@ static int load_prompts(az_run *r) {
       for (int l = 0; !rc && l < AZ_MAX_LANGS; l++) {
         const sc_json *p = sc_json_get(j, key[l]);
         if (p && !sc_json_is_string(p))
-          rc = sc_error_setc(SC_ERR_FORMAT, "%s: line %lld: %s is not a string", r->samples_path, (long long)line, key[l]);
-        else if (!(r->sp[l][row] = dup_str(p ? sc_json_str(p) : ""))) rc = oom();
+          rc = sc_error_setc(SC_ERR_FORMAT, "%s: line %lld: %s is not a string", r->samples_path, (long long)line,
+                             key[l]);
+        else if (!(r->sp[l][row] = dup_str(p ? sc_json_str(p) : "")))
+          rc = oom();
       }
       sc_json_free(j);
       row++;
@@ -341,7 +359,8 @@ static int load_captions(az_run *r, az_lang *L) {
     if (i < 0)
       rc = sc_error_setc(SC_ERR_FORMAT, "%s: sample_index %lld is not in samples.jsonl", path,
                          (long long)L->rows[k].sample_index);
-    else L->cap[i] = &L->rows[k];
+    else
+      L->cap[i] = &L->rows[k];
   }
   /* the prompt the model saw: samples.jsonl's, or the captions' when empty */
   for (int64_t i = 0; !rc && i < r->n; i++) {
@@ -435,8 +454,10 @@ static int scan_leaks(az_run *r) {
     rows = NULL;
   }
   sc_json_free(rows);
-  if (!rc) r->leak_json = lj;
-  else sc_json_free(lj);
+  if (!rc)
+    r->leak_json = lj;
+  else
+    sc_json_free(lj);
   free(pr), free(lk[0]), free(lk[1]);
   an_lexicon_free(lex[0]), an_lexicon_free(lex[1]);
   return rc;
@@ -460,8 +481,10 @@ static int dataset_counts(az_run *r) {
   if (!rc && !cap) rc = oom();
   for (int li = 0; !rc && li < r->n_langs; li++)
     if (!sc_json_add_num(cap, r->lang[li].name, (double)r->lang[li].n_rows)) rc = oom();
-  if (!rc) r->dataset_json = d;
-  else sc_json_free(d);
+  if (!rc)
+    r->dataset_json = d;
+  else
+    sc_json_free(d);
   return rc;
 }
 
@@ -472,7 +495,10 @@ static int check_layers(az_run *r) {
       char *ld = store_layer_dir(r->out, r->lang[li].name, r->layers[l]);
       char *mf = ld ? sc_path_join(ld, "manifest.json") : NULL;
       int ok = mf && sc_is_file(mf);
-      int rc = !mf ? oom() : ok ? 0 : sc_error_setc(SC_ERR_IO, "%s: missing; run `saecap extract` first (analyze.layers has layer %d)", ld, r->layers[l]);
+      int rc = !mf  ? oom()
+               : ok ? 0
+                    : sc_error_setc(SC_ERR_IO, "%s: missing; run `saecap extract` first (analyze.layers has layer %d)",
+                                    ld, r->layers[l]);
       free(ld), free(mf);
       if (rc) return rc;
     }
@@ -481,7 +507,14 @@ static int check_layers(az_run *r) {
     sd = base ? sc_path_join(base, sub) : NULL;
     free(base);
     if (!sd) return oom();
-    int rc = sc_is_dir(sd) ? 0 : sc_error_setc(SC_ERR_IO, "%s: missing; run `saecap train` first (analyze.layers has layer %d)", sd, r->layers[l]);
+    int rc =
+        sc_is_dir(sd) ? 0
+        : r->cfg->train.per_language
+            ? sc_error_setc(
+                  SC_ERR_IO,
+                  "%s: missing; analyze compares the languages in one shared EN+AR SAE (train.per_language is set)", sd)
+            : sc_error_setc(SC_ERR_IO, "%s: missing; run `saecap train` first (analyze.layers has layer %d)", sd,
+                            r->layers[l]);
     free(sd);
     if (rc) return rc;
   }
@@ -502,11 +535,13 @@ static int hash_file(uint64_t *h, const char *path) {
 static int make_hash(az_run *r) {
   const sc_config_analyze *a = &r->cfg->analyze;
   char set[512];
-  snprintf(set, sizeof set, "v=%s|seed=%llu|boot=%llu|perm=%llu|folds=%llu|c=%.17g|fdr=%.17g|k=%llu|min=%llu|leak=%d|cards=%llu|ci=%.17g|",
-           SAECAP_VERSION, (unsigned long long)r->cfg->seed, (unsigned long long)a->bootstrap,
-           (unsigned long long)a->permutations, (unsigned long long)a->folds, a->probe_c, a->fdr,
-           (unsigned long long)a->top_k, (unsigned long long)a->min_per_label, a->exclude_leaky_prompts,
-           (unsigned long long)a->card_examples, a->ci);
+  snprintf(
+      set, sizeof set,
+      "v=%s|seed=%llu|boot=%llu|perm=%llu|folds=%llu|c=%.17g|fdr=%.17g|k=%llu|min=%llu|leak=%d|cards=%llu|ci=%.17g|",
+      SAECAP_VERSION, (unsigned long long)r->cfg->seed, (unsigned long long)a->bootstrap,
+      (unsigned long long)a->permutations, (unsigned long long)a->folds, a->probe_c, a->fdr,
+      (unsigned long long)a->top_k, (unsigned long long)a->min_per_label, a->exclude_leaky_prompts,
+      (unsigned long long)a->card_examples, a->ci);
   uint64_t h = store_fnv1a64(STORE_FNV_INIT, set, strlen(set));
   for (int s = 0; s < r->n_segs; s++) h = store_fnv1a64(h, seg_name(r->seg[s]), strlen(seg_name(r->seg[s])) + 1);
   for (int li = 0; li < r->n_langs; li++) h = store_fnv1a64(h, r->lang[li].name, 3);
@@ -560,10 +595,12 @@ static size_t token_piece(const tok_tokenizer *t, int32_t id, char *buf, size_t 
     return n;
   }
   for (size_t i = 0; i < len && n + 3 < cap;) {
-    if (i + 2 < len && (unsigned char)s[i] == 0xE2 && (unsigned char)s[i + 1] == 0x96 && (unsigned char)s[i + 2] == 0x81) {
+    if (i + 2 < len && (unsigned char)s[i] == 0xE2 && (unsigned char)s[i + 1] == 0x96 &&
+        (unsigned char)s[i + 2] == 0x81) {
       buf[n++] = ' ';
       i += 3;
-    } else buf[n++] = s[i++];
+    } else
+      buf[n++] = s[i++];
   }
   return n;
 }
@@ -580,7 +617,7 @@ typedef struct tok_store {
   size_t *text_at, *text_len;
   char *text;
   size_t text_used, text_cap;
-  int64_t *ptr;          /* (n + 1) */
+  int64_t *ptr; /* (n + 1) */
   int32_t *feat;
   float *val;
   int64_t nnz, ecap;
@@ -649,7 +686,8 @@ static int tok_store_rows(void *user, size_t tok0, size_t n_tok, float *out) {
   memset(out, 0, n_tok * (size_t)t->n_features * sizeof *out);
   for (size_t k = 0; k < n_tok; k++) {
     int64_t i = (int64_t)(tok0 + k);
-    if (i >= t->n) return sc_error_setc(SC_ERR_INTERNAL, "morphology rows: token %lld of %lld", (long long)i, (long long)t->n);
+    if (i >= t->n)
+      return sc_error_setc(SC_ERR_INTERNAL, "morphology rows: token %lld of %lld", (long long)i, (long long)t->n);
     for (int64_t e = t->ptr[i]; e < t->ptr[i + 1]; e++) out[k * (size_t)t->n_features + (size_t)t->feat[e]] = t->val[e];
   }
   return 0;
@@ -718,8 +756,10 @@ static int card_fn(void *user, int li, int64_t sample, int32_t position, int32_t
       for (int64_t k = 0; k <= t && ok; k++) {
         size_t n = token_piece(c->r->tok, cr->ids[k], buf, sizeof buf);
         if (at + n > strlen(cr->caption) || memcmp(cr->caption + at, buf, n)) ok = 0;
-        if (k == t) end = at + n;
-        else at += n;
+        if (k == t)
+          end = at + n;
+        else
+          at += n;
       }
       if (!sc_json_add_num(ex, "token_index", (double)t)) rc = oom();
       if (!rc && ok) {
@@ -742,10 +782,14 @@ static int add_common(az_run *r, sc_json *root, int with_schema, const char *sch
   if (!rc) rc = sc_json_parse(d, strlen(d), "dataset", &dj);
   if (!rc) rc = sc_json_parse(l, strlen(l), "leakage", &lj);
   free(d), free(l);
-  if (!rc && (!sc_json_add_str(root, "config_hash", r->hash) || !sc_json_add(root, "dataset", dj))) rc = oom();
-  else dj = NULL;
-  if (!rc && !sc_json_add(root, "leakage", lj)) rc = oom();
-  else lj = NULL;
+  if (!rc && (!sc_json_add_str(root, "config_hash", r->hash) || !sc_json_add(root, "dataset", dj)))
+    rc = oom();
+  else
+    dj = NULL;
+  if (!rc && !sc_json_add(root, "leakage", lj))
+    rc = oom();
+  else
+    lj = NULL;
   sc_json_free(dj), sc_json_free(lj);
   return rc;
 }
@@ -838,14 +882,17 @@ static int do_layer(az_run *r, int l, sc_json *layers_json, sc_json *morph_layer
             !(mlangs = sc_json_add(ml, "languages", sc_json_new_object())))
           rc = oom();
       }
-      if (!rc && !sc_json_add(mlangs, r->lang[li].name, obj)) rc = oom();
-      else if (rc) sc_json_free(obj);
+      if (!rc && !sc_json_add(mlangs, r->lang[li].name, obj))
+        rc = oom();
+      else if (rc)
+        sc_json_free(obj);
     }
     tok_store_free(&ts);
   }
   if (!rc && !rq4 &&
       (!sc_json_add_num(ml, "layer", L) || !sc_json_add_str(ml, "status", "skipped") ||
-       !sc_json_add_str(ml, "skip_reason", "RQ4 reads caption tokens; the primary segment (first of analyze.segments) is not caption")))
+       !sc_json_add_str(ml, "skip_reason",
+                        "RQ4 reads caption tokens; the primary segment (first of analyze.segments) is not caption")))
     rc = oom();
   if (!rc && ml) {
     if (!sc_json_add(morph_layers, NULL, ml)) rc = oom();
@@ -878,7 +925,8 @@ static int do_layer(az_run *r, int l, sc_json *layers_json, sc_json *morph_layer
     snprintf(rel, sizeof rel, "saes/layer_%d", L);
     rc = !sc_json_add_num(lj, "layer", L) || !sc_json_add_str(lj, "sae", rel) ||
                  !sc_json_add_num(lj, "d_sae", (double)s->cfg.n) ||
-                 !sc_json_add_str(lj, "architecture", sae_arch_name(s->cfg.arch)) || !sc_json_add(lj, "languages", langs)
+                 !sc_json_add_str(lj, "architecture", sae_arch_name(s->cfg.arch)) ||
+                 !sc_json_add(lj, "languages", langs)
              ? oom()
              : 0;
     langs = NULL;
@@ -900,8 +948,10 @@ static int rq1(az_run *r, sc_json **out) {
   int rc = an_crossling_root(&r->cfg->analyze, r->cfg->seed, out);
   int en = -1, ar = -1;
   for (int li = 0; li < r->n_langs; li++) {
-    if (r->lang[li].lang == AN_LANG_EN) en = li;
-    else ar = li;
+    if (r->lang[li].lang == AN_LANG_EN)
+      en = li;
+    else
+      ar = li;
   }
   if (!rc && (en < 0 || ar < 0)) {
     rc = sc_json_add_str(*out, "status", "skipped") &&
@@ -915,8 +965,9 @@ static int rq1(az_run *r, sc_json **out) {
   for (int s = 0; !rc && s < r->n_segs; s++) {
     int sg = r->seg[s];
     for (int l = 0; l < r->n_layers; l++) pe[l] = mean_at(r, l, en, sg)->x, pa[l] = mean_at(r, l, ar, sg)->x;
-    an_crossling_input ci = {(size_t)r->n, (size_t)mean_at(r, 0, en, sg)->d, (size_t)r->n_layers, r->layers,
-                             pe, pa, r->labels, r->groups, seg_name(sg)};
+    an_crossling_input ci = {
+        (size_t)r->n, (size_t)mean_at(r, 0, en, sg)->d, (size_t)r->n_layers, r->layers, pe, pa, r->labels, r->groups,
+        seg_name(sg)};
     sc_json *seg = NULL;
     rc = an_crossling_run(&ci, &r->cfg->analyze, r->cfg->seed, &seg);
     if (!rc) rc = an_crossling_add_segment(*out, seg_name(sg), seg);
@@ -949,7 +1000,8 @@ int sc_analyze_run(const sc_config *cfg, const sc_analyze_opts *o, sc_analyze_su
   if (!rc && !o->force && up_to_date(&r, p_cross) && up_to_date(&r, p_feat) && up_to_date(&r, p_morph)) {
     out->up_to_date = 1;
   } else if (!rc) {
-    if (!cfg->model.path) rc = sc_error_setc(SC_ERR_ARG, "%s: model.path is required by analyze (its tokenizer)", cfg->source);
+    if (!cfg->model.path)
+      rc = sc_error_setc(SC_ERR_ARG, "%s: model.path is required by analyze (its tokenizer)", cfg->source);
     char *tp = rc ? NULL : sc_path_join(cfg->model.path, "tokenizer.json");
     if (!rc && !tp) rc = oom();
     if (!rc && !sc_is_file(tp)) rc = sc_error_setc(SC_ERR_IO, "%s: missing (model.path's tokenizer)", tp);
