@@ -424,8 +424,13 @@ static int run_test(rq4_test *t, size_t F, double fdr, size_t min_obs, const cha
   if (!rc && !e) rc = oom();
   int sparse = t->n_obs[0] > 8 && t->n_obs[1] > 8;
   for (size_t f = 0; !rc && f < F; f++) {
-    if (sparse && t->cp[f + 1] > t->cp[f]) sparse_feature(t, f, e);
-    else rc = test_feature(t, f, col, a, b);
+    if (t->cp[f + 1] == t->cp[f]) { /* never non-zero: not tested */
+      t->d[f] = t->mean_f[f] = t->mean_m[f] = 0, t->p[f] = t->q[f] = 1, t->status[f] = -1;
+    } else if (sparse) {
+      sparse_feature(t, f, e);
+    } else {
+      rc = test_feature(t, f, col, a, b);
+    }
   }
   free(e);
   size_t m = 0; /* BH over the features tested */
