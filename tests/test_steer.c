@@ -10,7 +10,9 @@
  *    reference forward with that edit (JumpReLU and TopK);
  *  - scale at layer 1 + clamp at layer 2, and add:C, match the reference;
  *    the order of the options does not matter (layer order composes);
- *  - chrF, KL and log-probabilities match the reference's fixed cases;
+ *  - chrF, KL and log-probabilities match the reference's fixed cases, and
+ *    the stage's teacher-forced kl / delta_loglik of a caption match the
+ *    numpy forward along the baseline caption with the same edit;
  *  - planted model: feature 0 of the layer-3 SAE carries the direction that
  *    makes " man" the argmax; the experiment's targeted condition removes
  *    " man" from the captions, the random controls and the other language's
@@ -280,6 +282,50 @@ static double diff_of(const sc_json *res, const char *cond, const char *measure)
   return sc_json_num(sc_json_get(sc_json_get(sc_json_get(find_cond(res, cond), "vs_baseline"), measure), "mean_diff"));
 }
 
+/* First line of a JSONL file, parsed. */
+static sc_json *first_line(const char *path) {
+  char *text = tu_read(path, NULL);
+  assert_non_null(text);
+  sc_json *j = NULL;
+  assert_int_equal(sc_json_parse(text, strcspn(text, "\n"), path, &j), 0);
+  free(text);
+  return j;
+}
+
+static void ids_str(const sc_json *arr, char *buf, size_t cap) {
+  size_t at = 0;
+  buf[0] = 0;
+  for (int i = 0; i < sc_json_size(arr) && at < cap; i++)
+    at += (size_t)snprintf(buf + at, cap - at, i ? " %d" : "%d", (int)sc_json_num(sc_json_at(arr, i)));
+}
+
+/* The targeted condition's kl and delta_loglik of the first image against
+ * the numpy teacher-forced forward with the same edit. */
+static void check_cost_vs_reference(const planted *p) {
+  char *dump = tu_join(p->dir, "img0.safetensors"), *out = NULL, *err = NULL;
+  char *img = tu_src_path("data/demo/images/img_000.png");
+  int rc = tu_run(&out, &err, "'%s' -q caption --model '%s' --image '%s' --max-new-tokens 1 --json --dump '%s'", tu_bin(),
+                  p->model, img, dump);
+  assert_int_equal(rc, 0);
+  sc_json *cj = NULL;
+  assert_int_equal(sc_json_parse(out, strlen(out), "caption", &cj), 0);
+  char *bp = tu_join(p->dir, "results/steering_captions/en_baseline.jsonl");
+  char *tp = tu_join(p->dir, "results/steering_captions/en_L3_targeted_k1.jsonl");
+  sc_json *base = first_line(bp), *targ = first_line(tp);
+  static char ids[8192], bids[2048], cmd[16384];
+  ids_str(sc_json_get(cj, "prompt_ids"), ids, sizeof ids);
+  ids_str(sc_json_get(base, "caption_ids"), bids, sizeof bids);
+  char *edits = tu_join(p->dir, "edits.json"), js[1024];
+  snprintf(js, sizeof js, "[{\"sae\": \"%s/saes/layer_3\", \"features\": [0], \"mode\": \"ablate\"}]", p->dir);
+  tu_write_str(edits, js);
+  snprintf(cmd, sizeof cmd, "check-tf --model '%s' --dump '%s' --ids '%s' --base-ids '%s' --edits '%s' --kl %.17g --dll %.17g",
+           p->model, dump, ids, bids, edits, sc_json_num(sc_json_get(targ, "kl")),
+           sc_json_num(sc_json_get(targ, "delta_loglik")));
+  py(cmd);
+  sc_json_free(cj), sc_json_free(base), sc_json_free(targ);
+  free(dump), free(out), free(err), free(img), free(bp), free(tp), free(edits);
+}
+
 static void test_planted_experiment(void **state) {
   (void)state;
   planted p;
@@ -314,6 +360,7 @@ static void test_planted_experiment(void **state) {
     assert_int_equal(sc_json_size(f), 1);
     assert_int_not_equal((int)sc_json_num(sc_json_at(f, 0)), 0);
   }
+  check_cost_vs_reference(&p);
   /* Captions file: one line per test-split sample. */
   char *cap = tu_join(p.dir, "results/steering_captions/en_L3_targeted_k1.jsonl");
   char *text = tu_read(cap, NULL);

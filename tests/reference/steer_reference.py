@@ -27,6 +27,10 @@ CLI:
       recomputes the caption prompt's forward with the edits (image rows from the dump's
       image_embeds) and compares resid_post.* and logits with the dump; exit 1 on mismatch.
       JSON: [{"sae": DIR, "features": [..] | "all", "mode": "ablate|scale|clamp|add", "value": v}]
+  steer_reference.py check-tf --model DIR --dump F --ids "..." --base-ids "..." --edits JSON --kl X --dll Y
+      the steer stage's cost measures of one caption: mean over t of KL(P_steered || P_base) and
+      sum_t log P_steered(b_t) - log P_base(b_t) along the baseline caption b (teacher forcing,
+      softmax over ids below the image token id); exit 1 when saecap's X, Y differ
   steer_reference.py metrics OUT.json [--seed S]
       fixed chrF cases (sacrebleu CHRF defaults, written here from the chrF definition) and
       random logits with KL(P||Q) and log-softmax values
@@ -221,6 +225,43 @@ def cmd_check_dump(a):
     return 0 if worst <= a.rtol else 1
 
 
+def cmd_check_tf(a):
+    """KL and log-likelihood change along a baseline caption (teacher forcing), as the steer
+    stage defines them: row t of the forward over prompt + b[:-1] predicts b[t]."""
+    import g3_reference as g3
+    m = g3.Gemma3Reference(a.model)
+    ie = st_numpy.SafeTensorsFile(a.dump).get("image_embeds", widen=True).astype(np.float64)
+    prompt = [int(x) for x in a.ids.split()]
+    b = [int(x) for x in a.base_ids.split()]
+    edits = json.load(open(a.edits))
+    for e in edits:
+        e["cfg"], e["w"], e["layer"] = load_sae(e["sae"])
+    itok = m.cfg["top"]["image_token_index"]
+    V = m.cfg["text"]["vocab_size"]
+    lim = itok if 0 < itok < V else V
+    ids = prompt + b[:-1]
+    rows = slice(len(prompt) - 1, len(prompt) - 1 + len(b))
+    base = m.text_forward(ids, image_embeds=ie)["logits"][rows, :lim]
+    orig = m.decoder_layer
+
+    def layer(L, x, *args, **kw):
+        y = orig(L, x, *args, **kw)
+        for e in edits:
+            if e["layer"] == L:
+                y = edit_rows(e, y)
+        return y
+    m.decoder_layer = layer
+    steer = m.text_forward(ids, image_embeds=ie)["logits"][rows, :lim]
+    kl, dll = 0.0, 0.0
+    for t in range(len(b)):
+        ls, lb = log_softmax(steer[t]), log_softmax(base[t])
+        kl += float(np.sum(np.exp(ls) * (ls - lb))) / len(b)
+        dll += float(ls[b[t]] - lb[b[t]])
+    ok = abs(kl - a.kl) <= 1e-3 * (1 + abs(kl)) and abs(dll - a.dll) <= 1e-3 * (1 + abs(dll))
+    print(f"kl reference {kl:.9g} saecap {a.kl:.9g}; delta_loglik reference {dll:.9g} saecap {a.dll:.9g}")
+    return 0 if ok else 1
+
+
 # ---------------------------------------------------------------------------------------------
 # Metrics
 # ---------------------------------------------------------------------------------------------
@@ -312,12 +353,20 @@ def main(argv):
     s.add_argument("--ids", required=True)
     s.add_argument("--edits", required=True)
     s.add_argument("--rtol", type=float, default=2e-4)
+    s = sub.add_parser("check-tf")
+    s.add_argument("--model", required=True)
+    s.add_argument("--dump", required=True)
+    s.add_argument("--ids", required=True)
+    s.add_argument("--base-ids", required=True)
+    s.add_argument("--edits", required=True)
+    s.add_argument("--kl", type=float, required=True)
+    s.add_argument("--dll", type=float, required=True)
     s = sub.add_parser("metrics")
     s.add_argument("out")
     s.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
     return {"make-sae": cmd_make_sae, "plant": cmd_plant, "check-dump": cmd_check_dump,
-            "metrics": cmd_metrics}[a.cmd](a) or 0
+            "check-tf": cmd_check_tf, "metrics": cmd_metrics}[a.cmd](a) or 0
 
 
 if __name__ == "__main__":
