@@ -160,6 +160,13 @@ static void test_single_layer(void **state) {
   char *html = read_html(out, &len);
   assert_non_null(strstr(html, "not determined"));
   script_ok("trace", rep, out);
+  /* the same inputs give the same bytes */
+  run_report(cfg);
+  size_t len2;
+  char *again = read_html(out, &len2);
+  assert_int_equal(len, len2);
+  assert_memory_equal(html, again, len);
+  free(again);
   free(html), free(vis), free(rep), free(cfg), free(out);
 }
 
