@@ -237,6 +237,9 @@ static void test_arabic_traps(void **state) {
   ASSERT_COUNT(lex, "الهو التلعب", 0, 0);
   ASSERT_COUNT(lex, "زوج من الأحذية", 0, 0); /* a pair of shoes */
   ASSERT_COUNT(lex, "زوج", 1, 0);
+  /* indefinite accusative alef on 3+ letter stems only */
+  ASSERT_COUNT(lex, "رجلاً جميلاً ولدا", 3, 0);
+  ASSERT_COUNT(lex, "جدا أما عما هما", 0, 0);
   an_lexicon_free(lex);
 }
 

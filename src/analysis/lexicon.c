@@ -213,6 +213,12 @@ static long ar_find_stem(const an_lexicon *lex, const int32_t *stem, size_t m, a
     e = find_cps(lex, v, m);
     if (e >= 0 && ar_allowed(&lex->ent[e], v, m, p)) return e;
   }
+  /* the alef of the indefinite accusative (رجلاً، جميلاً، قميصاً); stems of
+   * 3+ letters only, so جدا ("very"), أما, عما stay unmatched */
+  if (m >= 4 && stem[m - 1] == AR_ALEF && (e = find_cps(lex, stem, m - 1)) >= 0) {
+    an_wclass c = lex->ent[e].wclass;
+    if (is_person(c) || c == AN_WC_ADJ || c == AN_WC_INANIMATE) return e;
+  }
   return -1;
 }
 

@@ -29,7 +29,8 @@
  *   after ب/ك;
  *   a person noun, kinship term or title may drop one possessive suffix (ه
  *   ها هم هن هما ك كم ي نا; ة written ت before it), e.g. أمها = أم,
- *   ابنته = ابنة. A word that merely contains an entry
+ *   ابنته = ابنة; a noun or adjective of 3+ letters may drop the alef of
+ *   the indefinite accusative (رجلاً = رجل; جدا "very" stays unmatched). A word that merely contains an entry
  *   (أمام، أبيض، هواء، مهيب) never matches.
  * A few entries are another word before a given next word (separated only by
  * spaces or a hyphen) and then do not match: "queen size bed", "king-sized",
