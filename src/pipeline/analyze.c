@@ -739,9 +739,15 @@ static int card_fn(void *user, int li, int64_t sample, int32_t position, int32_t
   char piece[256];
   size_t pl = token_piece(c->r->tok, token_id, piece, sizeof piece);
   piece[pl] = 0;
+  /* a special token (an image soft token, <start_of_turn>) has no text in a
+   * decoded caption: show its name instead */
+  size_t sl = 0;
+  const char *raw = pl ? NULL : tok_token_str(c->r->tok, token_id, &sl);
+  char named[256];
+  if (raw) snprintf(named, sizeof named, "%.*s", (int)(sl < 255 ? sl : 255), raw);
   int rc = !sc_json_add_num(ex, "sample_index", (double)c->r->smp.rows[sample].sample_index) ||
                    !sc_json_add_str(ex, "image_id", c->r->smp.rows[sample].image_id) ||
-                   !sc_json_add_str(ex, "token", piece) || !sc_json_add_str(ex, "caption", cr ? cr->caption : "")
+                   !sc_json_add_str(ex, "token", raw ? named : piece) || !sc_json_add_str(ex, "caption", cr ? cr->caption : "")
                ? oom()
                : 0;
   /* caption tokens: the token's index in caption_ids and its byte span */
