@@ -628,6 +628,11 @@ static void out_quoted(cfg_out *o, const char *s) {
     char esc[8];
     if (ch == '"' || ch == '\\') snprintf(esc, sizeof esc, "\\%c", ch);
     else if (ch < 0x20 || ch == 0x7f) snprintf(esc, sizeof esc, "\\x%02x", ch);
+    /* NEL, LS and PS are line breaks inside YAML quotes: escaped, or a
+     * reader would fold them into spaces. */
+    else if (ch == 0xc2 && (unsigned char)s[1] == 0x85) snprintf(esc, sizeof esc, "\\N"), s++;
+    else if (ch == 0xe2 && (unsigned char)s[1] == 0x80 && ((unsigned char)s[2] == 0xa8 || (unsigned char)s[2] == 0xa9))
+      snprintf(esc, sizeof esc, "\\%c", (unsigned char)s[2] == 0xa8 ? 'L' : 'P'), s += 2;
     else {
       out_add(o, s, 1);
       continue;
@@ -659,6 +664,12 @@ static void out_value(cfg_out *o, const sc_config *c, const cfg_key *k) {
   }
   case CFG_LIST: {
     const char *s = *(char *const *)f;
+    /* A list given as one string may hold empty items ("a,,b"), which a
+     * sequence cannot: print those as the string. */
+    if (s && *s && (*s == ',' || s[strlen(s) - 1] == ',' || strstr(s, ",,"))) {
+      out_quoted(o, s);
+      return;
+    }
     out_str(o, "[");
     for (const char *p = s ? s : ""; *p;) {
       const char *e = strchr(p, ',');
