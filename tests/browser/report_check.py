@@ -157,6 +157,7 @@ return {bad: bad, n_img: document.querySelectorAll('img').length,
 ARABIC_JS = """
 let best = null;
 for (const el of document.querySelectorAll('p[lang="ar"]')) {
+  if (!el.textContent.trim()) continue;
   const range = document.createRange();
   range.selectNodeContents(el);
   const rects = range.getClientRects();
