@@ -143,8 +143,12 @@ static void rq1_layer(rep_buf *b, const rep_result *r, const char *sp, int i, co
   N(b, r, 3, "%s.layers.%d.direction.cosine", sp, i);
   rep_buf_puts(b, " ");
   CI(b, r, 3, "%s.layers.%d.direction.cosine_ci", sp, i);
-  rep_buf_puts(b, " (permutation p ");
+  rep_buf_puts(b, " (label-permutation null mean ");
+  N(b, r, 3, "%s.layers.%d.direction.perm_null_mean", sp, i);
+  rep_buf_puts(b, ", p ");
   N(b, r, 4, "%s.layers.%d.direction.perm_p", sp, i);
+  rep_buf_puts(b, ", q ");
+  N(b, r, 4, "%s.layers.%d.direction.perm_q", sp, i);
   rep_buf_puts(b, "); probe accuracy within EN ");
   N(b, r, 3, "%s.layers.%d.probe.en.acc", sp, i);
   rep_buf_puts(b, ", within AR ");
