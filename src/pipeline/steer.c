@@ -355,7 +355,8 @@ static int load_layer(sp_run *r, const sc_json *e, const char *path, sp_layer *l
   if (sc_json_i64(sc_json_get(e, "layer"), &L) || L < 0 || L > 100000 || !dir)
     return sc_error_setc(SC_ERR_FORMAT, "%s: a layer entry lacks 'layer' or 'sae'", path);
   l->layer = (int)L;
-  if (!(l->sae_dir = sc_path_join(r->cfg->output_dir, dir))) return oom();
+  l->sae_dir = dir[0] == '/' ? strdup(dir) : sc_path_join(r->cfg->output_dir, dir); /* relative: to output_dir */
+  if (!l->sae_dir) return oom();
   int hook = 0;
   int rc = sae_load(&l->s, l->sae_dir);
   if (!rc) rc = an_sae_hook_layer(l->s, l->sae_dir, &hook);
