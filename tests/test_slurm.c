@@ -139,6 +139,25 @@ static void test_scripts_and_chain(void **state) {
   free(ex), free(tr), free(pre), free(mg), free(cfg), free(out), free(jobs);
 }
 
+/* Bad input: one line, no scripts. */
+static void test_slurm_bad_input(void **state) {
+  (void)state;
+  char *out = tu_join(g_root, "bad-out"), *cfg = write_config("bad.yaml", out, "  partition: \"x y\"\n"), *err = NULL;
+  char *jobs = tu_join(g_root, "bad-jobs");
+  int st = tu_run(NULL, &err, "'%s' slurm --config '%s' --out '%s'", tu_bin(), cfg, jobs);
+  tu_assert_one_line_error(st, err, "bad.yaml", "slurm.partition", "'x y'", NULL);
+  assert_false(tu_exists(jobs));
+  free(err), free(cfg);
+  cfg = write_config("good.yaml", out, "");
+  char *spaced = tu_join(g_root, "a b");
+  st = tu_run(NULL, &err, "'%s' slurm --config '%s' --out '%s'", tu_bin(), cfg, spaced);
+  tu_assert_one_line_error(st, err, "blanks or quotes", NULL);
+  free(err);
+  st = tu_run(NULL, &err, "'%s' slurm --config '%s'", tu_bin(), cfg);
+  tu_assert_one_line_error(st, err, "--out DIR is required", NULL);
+  free(err), free(spaced), free(cfg), free(jobs), free(out);
+}
+
 /* merge-shards with a part missing: one line naming it, nothing merged. */
 static void test_merge_missing_part(void **state) {
   (void)state;
@@ -239,6 +258,7 @@ static void test_real_cluster(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_scripts_and_chain),
+      cmocka_unit_test(test_slurm_bad_input),
       cmocka_unit_test(test_merge_missing_part),
       cmocka_unit_test(test_real_cluster),
   };

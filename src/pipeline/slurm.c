@@ -223,6 +223,12 @@ int sc_slurm_write(const sc_config *cfg, const sc_slurm_opts *o, sc_slurm_summar
     rc = sc_error_setc(SC_ERR_IO, "%s: cannot resolve its path", o->config_path);
   if (!rc && !(out_dir = realpath(o->out_dir, NULL)))
     rc = sc_error_setc(SC_ERR_IO, "%s: cannot resolve its path", o->out_dir);
+  /* #SBATCH lines take no quoting: a path with blanks would be cut. */
+  if (!rc && strpbrk(out_dir, " \t\n\"'\\"))
+    rc = sc_error_setc(SC_ERR_ARG, "%s: --out: sbatch directives cannot hold a path with blanks or quotes", out_dir);
+  if (!rc && strpbrk(cwd, " \t\n\"'\\"))
+    rc = sc_error_setc(SC_ERR_ARG, "%s: the jobs' folder (the current one) has blanks or quotes, which "
+                       "sbatch directives cannot hold", cwd);
   if (!rc && !(logs = sc_path_join(out_dir, "logs"))) rc = sc_error_setc(SC_ERR_NOMEM, "out of memory");
   if (!rc) rc = sc_mkdirs(logs);
   if (!rc) rc = train_layers(cfg, x.layers, &x.n_layers);
