@@ -473,6 +473,12 @@ static int run_unit(unit *u) {
   sae_trainer *t = NULL;
   rc = sc_train_open_reader(u->p, u->layer, u->lang0, u->n_lang, SC_SPLIT_TRAIN, &r);
   int64_t rows = rc ? 0 : store_reader_n_rows(r);
+  if (!rc && rows == 0) {
+    store_reader_free(r);
+    return sc_error_setc(SC_ERR_ARG,
+                         "%s/<lang>/layer_%d: no training rows left after the filters (train.segments, "
+                         "special tokens, train split of samples.jsonl)", u->p->acts_dir, u->layer);
+  }
   if (!rc) rc = sae_source_store(&src, r, (int64_t)u->cfg->train.shuffle_buffer, u->cfg->seed);
   sae_train_cfg tc;
   if (!rc) {
