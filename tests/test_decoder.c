@@ -805,6 +805,42 @@ static void test_linear_bf16(void **state) {
   free(wb);
 }
 
+/* The WIDEN backend with K > N: column panels (two here, 16 x 300000)
+ * accumulated into y, with a bias and with accumulate, against float64 on
+ * the bf16-rounded x. */
+static void test_gemm_widen_column_panels(void **state) {
+  (void)state;
+  enum { M = 9, N = 16 };
+  const int K = 300000;
+  uint16_t *w = malloc((size_t)N * K * sizeof *w);
+  float *x = malloc((size_t)M * K * sizeof *x), y[M * N], y0[M * N], bias[N];
+  sc_rng r;
+  sc_rng_seed(&r, 22);
+  for (size_t i = 0; i < (size_t)N * K; i++) w[i] = sc_bf16_from_f32((float)sc_rng_normal(&r));
+  for (size_t i = 0; i < (size_t)M * K; i++) x[i] = (float)sc_rng_normal(&r);
+  for (int i = 0; i < N; i++) bias[i] = (float)sc_rng_normal(&r);
+  for (int i = 0; i < M * N; i++) y0[i] = (float)sc_rng_normal(&r);
+  sc_gemm *g;
+  assert_int_equal(sc_gemm_create(&g, SC_GEMM_BACKEND_WIDEN, 0), 0);
+  for (int acc = 0; acc < 2; acc++) {
+    memcpy(y, y0, sizeof y);
+    assert_int_equal(sc_gemm_bf16(g, y, x, w, acc ? NULL : bias, M, N, K, acc), 0);
+    double md = 0, mr = 0;
+    for (int m = 0; m < M; m++)
+      for (int n = 0; n < N; n++) {
+        double ref = acc ? y0[m * N + n] : bias[n];
+        for (int k = 0; k < K; k++) ref += (double)bf16r(x[(size_t)m * K + k]) * sc_f32_from_bf16(w[(size_t)n * K + k]);
+        md = fmax(md, fabs(ref - y[m * N + n]));
+        mr = fmax(mr, fabs(ref));
+      }
+    print_message("widen column panels, %s: rel %.3g\n", acc ? "accumulate" : "bias", md / mr);
+    assert_true(md / mr <= GEMM_TOL);
+  }
+  sc_gemm_free(g);
+  free(w);
+  free(x);
+}
+
 /* Naive masked attention over positions [0, n) with no cache. */
 static void naive_attention(double *out, const float *q, const float *k, const float *v, int n,
                             const sc_attn *a) {
@@ -1098,6 +1134,7 @@ int main(void) {
       cmocka_unit_test(test_gelu_tanh_mul),
       cmocka_unit_test(test_linear_decode_bits),
       cmocka_unit_test(test_linear_bf16),
+      cmocka_unit_test(test_gemm_widen_column_panels),
       cmocka_unit_test(test_attention_bf16),
       cmocka_unit_test(test_bf16_seed7_bf16w),
       cmocka_unit_test(test_bf16_seed8_bf16w),

@@ -389,8 +389,29 @@ static float widen_prologue(float *y, const float *bias, int M, int N, int accum
  * the calling thread only: OpenMP workers left spinning after a parallel
  * region took cores from OpenBLAS's own threads (pthreads); on 2 cores this
  * ran at ~0.7x sgemm's speed with parallel passes, ~0.9x with serial ones. */
+/* K > N (down_proj): panels of columns instead, so that sgemm packs each
+ * slice of x once rather than all of x once per row panel; y accumulates
+ * over the slices. */
+static int widen_sgemm_cols(sc_gemm *g, float *y, const float *xf, const uint16_t *w, float beta,
+                            int M, int N, int K) {
+  size_t kc = GEMM_PANEL_FLOATS / (size_t)N;
+  kc -= kc % 16;
+  if (kc > (size_t)K) kc = (size_t)K;
+  g->panel = grow(g->panel, &g->panel_cap, (size_t)N * kc * sizeof(float));
+  if (!g->panel) return no_memory((size_t)N * kc * sizeof(float));
+  for (size_t c0 = 0; c0 < (size_t)K; c0 += kc) {
+    size_t len = (size_t)K - c0 < kc ? (size_t)K - c0 : kc;
+    for (size_t r = 0; r < (size_t)N; r++) widen_n(g->panel + r * len, w + r * (size_t)K + c0, len, 0);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, (int)len, 1.0f, xf + c0, K, g->panel,
+                (int)len, c0 ? 1.0f : beta, y, N);
+  }
+  return 0;
+}
+
 static int widen_sgemm(sc_gemm *g, float *y, const float *xf, const uint16_t *w,
                        const float *bias, int M, int N, int K, int accumulate) {
+  if (K > N && (size_t)N * 16 <= GEMM_PANEL_FLOATS)
+    return widen_sgemm_cols(g, y, xf, w, widen_prologue(y, bias, M, N, accumulate), M, N, K);
   size_t rows = GEMM_PANEL_FLOATS / (size_t)K;
   if (rows > 16) rows -= rows % 16;
   if (rows < 1) rows = 1;
