@@ -692,8 +692,8 @@ static void check_linear_f32(int64_t rows, int64_t cols) {
 
 static void test_linear_paths(void **state) {
   (void)state;
-  /* Panels hold 2^22 floats: 200000 rows of 24 take two row panels (the
-   * last one partial); 16 rows of 300000 columns (K > N) two column
+  /* Panels hold 2^21 floats: 200000 rows of 24 take three row panels
+   * (the last one partial); 16 rows of 300000 columns (K > N) three column
    * panels, accumulated. */
   check_linear_f32(200000, 24);
   check_linear_f32(16, 300000);

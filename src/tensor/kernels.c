@@ -15,13 +15,13 @@
 
 #include "base/error.h"
 
-/* Widened weight panels hold about this many floats (16 MiB, within the
- * 32 MiB L3): sgemm packs x again for every panel, and at 4 MiB the
- * 4B down_proj (96-row panels, K 10240) spent more time packing x than
- * the whole layer spent widening weights. */
-#ifndef LINEAR_PANEL_FLOATS
-#define LINEAR_PANEL_FLOATS ((int64_t)1 << 22)
-#endif
+/* Widened weight panels hold about this many floats (8 MiB): sgemm packs
+ * x again for every row panel, and at 4 MiB a 4B layer packed 2.4x as many
+ * x floats as it has weights (the down_proj alone 27 times, in 96-row
+ * panels; it now takes column panels). At 8 MiB that is ~0.55x; 16 MiB
+ * would save ~0.2x more but pushed bench_decoder's anonymous memory past
+ * its 10% goal. */
+#define LINEAR_PANEL_FLOATS ((int64_t)1 << 21)
 #define LINEAR_PANEL_MIN_ROWS 16
 /* Up to this many rows of x, a GEMM is memory-bound (decode): each weight
  * row is widened once into a per-thread buffer and dotted with every x row,
@@ -256,12 +256,12 @@ void sc_add(float *x, const float *r, int64_t n, int64_t d) {
 #define GELU_C 0.7978845608028654f /* sqrt(2/pi) */
 #define GELU_A 0.044715f
 
-/* e^x for x clamped to [-87.3, 88.7] (Cephes expf: x = n·ln2 + r with
- * ln2 split in two, a degree-5 polynomial for e^r, 2^n from the exponent
- * bits); within 2 ulp of expf. NaN comes back as a bound, so callers keep
- * NaN through another operand. */
+/* e^x for x clamped to [-87.3, 88] (Cephes expf: x = n·ln2 + r with ln2
+ * split in two, a degree-5 polynomial for e^r, 2^n from the exponent bits,
+ * which the bounds keep within -126..127); within 2 ulp of expf. NaN comes
+ * back as a bound, so callers keep NaN through another operand. */
 __attribute__((target("avx2,fma"))) static inline __m256 exp_avx2(__m256 x) {
-  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.7f));
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.0f));
   __m256 n = _mm256_floor_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
   __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
   r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
