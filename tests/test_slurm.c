@@ -85,6 +85,8 @@ static void test_scripts_and_chain(void **state) {
   char *cfg = write_config("gen.yaml", out, "  partition: short\n  account: lab-1\n  gpus: 2\n"), *err = NULL;
   int st = tu_run(NULL, &err, "cd '%s' && '%s' slurm --config gen.yaml --out '%s'", g_root, tu_bin(), jobs);
   if (st) fail_msg("saecap slurm failed: %s", err);
+  free(err);
+  err = NULL;
   char *ex = read_in(jobs, "02_extract.sbatch"), *tr = read_in(jobs, "04_train.sbatch");
   char *pre = read_in(jobs, "01_prepare.sbatch"), *mg = read_in(jobs, "03_merge.sbatch");
   assert_non_null(strstr(ex, "#SBATCH --array=0-2\n"));
