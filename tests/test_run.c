@@ -48,7 +48,7 @@ typedef struct params {
   const char *mem;     /* slurm.mem */
 } params;
 
-static const params BASE = {"[0, 1]", 120, "500M"};
+static const params BASE = {"[0, 1]", 400, "500M"};
 
 static char *write_config(const char *name, const char *out_dir, const params *p) {
   char *path = tu_join(F.root, name), text[2048];
@@ -57,7 +57,7 @@ static char *write_config(const char *name, const char *out_dir, const params *p
            "data:\n  captions_csv: %s\n  images_dir: %s\n  split: {train: 0.5, val: 0.25, test: 0.25}\n"
            "extract:\n  layers: %s\n  max_new_tokens: 4\n  rows_per_shard: 256\n"
            "train:\n  d_sae: 64\n  k: 4\n  steps: %d\n  batch_size: 64\n  warmup_steps: 3\n"
-           "  shuffle_buffer: 512\n  checkpoint_every: 10\n  eval_max_rows: 256\n  ce_loss: false\n"
+           "  shuffle_buffer: 512\n  checkpoint_every: 25\n  eval_max_rows: 256\n  ce_loss: false\n"
            "analyze:\n  bootstrap: 20\n  permutations: 20\n  folds: 2\n  min_per_label: 1\n"
            "steer:\n  layers: [1]\n  k: [2]\n  random_controls: 1\n  max_samples: 2\n  max_new_tokens: 3\n"
            "  bootstrap: 20\n  permutations: 20\n"
@@ -251,7 +251,7 @@ static void test_config_change_reruns_affected(void **state) {
   free(err), free(cfg);
   /* train.steps: train and what reads it. */
   if (F.n_avail > 2) {
-    p.steps = 100;
+    p.steps = 300;
     cfg = write_config("change.yaml", out, &p);
     assert_int_equal(run(cfg, NULL, &err), 0);
     assert_true(skipped(err, "prepare") && skipped(err, "extract"));
@@ -260,7 +260,7 @@ static void test_config_change_reruns_affected(void **state) {
     if (F.n_avail > 3) assert_true(ran(err, "sae-eval"));
     char *log = tu_join(out, "saes/layer_0/training_log.jsonl"), *text = tu_read(log, NULL);
     assert_non_null(text);
-    assert_null(strstr(text, "\"step\":120")); /* the old run's log was removed, not continued */
+    assert_null(strstr(text, "\"step\":400")); /* the old run's log was removed, not continued */
     free(text), free(log), free(err), free(cfg);
   }
   /* extract.layers: extract and below; layer 0's stale activations go. */
