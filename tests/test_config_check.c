@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "base/error.h"
 #include "pipeline/config.h"
 #include "tu.h"
 
@@ -141,6 +142,24 @@ static void test_bad_configs(void **state) {
   }
 }
 
+/* The bundled configs follow the schema (their paths need not exist here). */
+static void test_bundled_configs_parse(void **state) {
+  (void)state;
+  static const char *const files[] = {"configs/config.yaml", "configs/demo.yaml"};
+  for (size_t i = 0; i < 2; i++) {
+    char *p = tu_src_path(files[i]);
+    sc_config c;
+    if (sc_config_load(p, &c)) fail_msg("%s: %s", p, sc_error_get());
+    if (i == 0) {
+      assert_string_equal(c.extract.layers, "5,9,13,17,21,25,29,33");
+      assert_int_equal(c.train.d_sae, 16384);
+      assert_int_equal(c.train.k, 64);
+    }
+    sc_config_free(&c);
+    free(p);
+  }
+}
+
 static void test_yaml_sections(void **state) {
   (void)state;
   sc_config c;
@@ -159,6 +178,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_valid_prints_every_key),
       cmocka_unit_test(test_bad_configs),
+      cmocka_unit_test(test_bundled_configs_parse),
       cmocka_unit_test(test_yaml_sections),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

@@ -293,6 +293,11 @@ static void test_bad_usage(void **state) {
   st = tu_run(NULL, &err, "'%s' run --config '%s' --from train --to extract", tu_bin(), cfg);
   tu_assert_one_line_error(st, err, "--from train comes after --to extract", NULL);
   free(err);
+  /* Another run holding the output folder's lock. */
+  st = tu_run(NULL, &err, "flock '%s/stages/.lock' sleep 3 & sleep 0.5; '%s' run --config '%s'; s=$?; wait; exit $s",
+              F.ref_out, tu_bin(), cfg);
+  tu_assert_one_line_error(st, err, "stages/.lock", "another saecap run is using", NULL);
+  free(err);
   if (F.n_avail < N_STAGES) {
     /* Up to date stages are skipped; the first missing command is refused
      * before anything runs. */
