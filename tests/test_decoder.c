@@ -998,6 +998,15 @@ static void test_gelu_tanh_mul(void **state) {
   }
   print_message("gelu_tanh_mul: max |err| / (|u|·max(1, |x|)) = %.3g\n", worst);
   assert_true(worst <= 1e-6);
+  /* u NULL: gelu alone (the vision tower's sc_gelu_tanh) */
+  memcpy(g, x, N * sizeof *g);
+  sc_gelu_tanh_mul(g, NULL, N);
+  worst = 0;
+  for (int i = 0; i < N; i++) {
+    double xd = x[i], ref = 0.5 * xd * (1.0 + tanh(0.7978845608028654 * (xd + 0.044715 * xd * xd * xd)));
+    worst = fmax(worst, fabs(g[i] - ref) / fmax(1.0, fabs(xd)));
+  }
+  assert_true(worst <= 1e-6);
   float nan = NAN, one = 1.0f;
   sc_gelu_tanh_mul(&nan, &one, 1);
   assert_true(isnan(nan));

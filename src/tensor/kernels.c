@@ -293,9 +293,9 @@ __attribute__((target("avx2,fma"))) static void gelu_tanh_mul_avx2(float *g, con
     __m256 t = _mm256_fmadd_ps(_mm256_mul_ps(a, x), _mm256_mul_ps(x, x), x); /* x + a·x³ */
     __m256 e = exp_avx2(_mm256_mul_ps(c2, t));
     __m256 y = _mm256_div_ps(x, _mm256_add_ps(one, e));
-    _mm256_storeu_ps(g + i, _mm256_mul_ps(y, _mm256_loadu_ps(u + i)));
+    _mm256_storeu_ps(g + i, u ? _mm256_mul_ps(y, _mm256_loadu_ps(u + i)) : y);
   }
-  for (; i < n; i++) g[i] = gelu_tanh1(g[i]) * u[i];
+  for (; i < n; i++) g[i] = gelu_tanh1(g[i]) * (u ? u[i] : 1.0f);
 }
 
 /* With AVX2 one thread runs at memory speed (~3 ms for a 4B prefill's
@@ -309,7 +309,7 @@ void sc_gelu_tanh_mul(float *g, const float *u, int64_t n) {
 #pragma omp parallel for schedule(static) if (n > PAR_MIN_ELEMS)
   for (int64_t i = 0; i < n; i++) {
     float x = g[i];
-    g[i] = 0.5f * x * (1.0f + tanhf(GELU_C * (x + GELU_A * x * x * x))) * u[i];
+    g[i] = 0.5f * x * (1.0f + tanhf(GELU_C * (x + GELU_A * x * x * x))) * (u ? u[i] : 1.0f);
   }
 }
 
