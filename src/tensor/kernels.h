@@ -138,7 +138,9 @@ size_t sc_attention_scratch(const sc_attn *a, int64_t n);
  * probabilities P are rounded to bf16 before P·v, and q, k, v (new and
  * past) must already hold bf16 values (the caller rounds them once with
  * sc_round_bf16, so the cache is rounded too), which makes both products
- * bf16 x bf16 GEMMs with f32 accumulation. */
+ * bf16 x bf16 GEMMs with f32 accumulation. Calls of 8 or more new tokens
+ * compute both products with sgemm per head and query block (OpenBLAS's
+ * threads); shorter ones (decode) loop per query on OpenMP threads. */
 void sc_attention(float *out, const float *q, const float *k, const float *v, int64_t n,
                   const sc_attn *a, float *scratch);
 
