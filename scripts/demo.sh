@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # demo.sh SAECAP_BIN: the pipeline end to end on the bundled tiny model and
-# demo data (configs/demo.yaml). Later stages are added here as they land.
+# demo data (configs/demo.yaml): writes the tiny model, then `saecap run`.
 set -euo pipefail
 bin=${1:-build/saecap}
 cd "$(dirname "$0")/.."
@@ -10,18 +10,9 @@ echo "== tiny random Gemma-3 checkpoint (Hugging Face layout)"
 "$bin" tiny-model "$out/tiny-model" --seed 1234
 echo "== inspect it"
 "$bin" inspect "$out/tiny-model" | tail -n 4
-echo "== prepare the demo dataset"
-"$bin" prepare --config configs/demo.yaml
-echo "== extract captions and activations (resumes if run before)"
-"$bin" extract --config configs/demo.yaml
-echo "== train one shared EN+AR SAE per layer (resumes / skips if run before)"
-"$bin" train --config configs/demo.yaml
-echo "== SAE metrics on the held-out split (+ CE loss recovered)"
-"$bin" sae-eval --config configs/demo.yaml
-echo "== gender analysis: RQ1 cross-lingual, RQ2 SAE features, RQ4 morphology"
-"$bin" analyze --config configs/demo.yaml
-echo "== steering: ablate the top-k gender features, random controls, cost (RQ3)"
-"$bin" steer --config configs/demo.yaml
+echo "== the whole study: prepare, extract, train, sae-eval, analyze, steer, report"
+echo "   (saecap run: a finished stage is skipped, an interrupted one resumes)"
+"$bin" run --config configs/demo.yaml
 
 cat <<EOM
 
@@ -38,8 +29,8 @@ demo finished. Outputs:
   $out/results/morphology_analysis.json      RQ4 grammatical vs semantic (docs/results/morphology_analysis.md)
   $out/results/steering_experiments.json     RQ3 steering effects + costs (docs/results/steering_experiments.md)
   $out/results/steering_captions/            one <condition>.jsonl of captions and measures per condition
+  $out/visualizations/                       every figure as SVG and PNG
+  $out/stages/                               one record per finished stage (docs/results/stages.md)
 EOM
 
-echo "== report: figures (visualizations/) and one self-contained HTML page"
-"$bin" report --config configs/demo.yaml
-echo "report: $out/report/report.html  (visualizations/*.svg|png, docs/results/report.md)"
+echo "report: $out/report/report.html  (figures in $out/visualizations/, docs/results/report.md)"
