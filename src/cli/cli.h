@@ -36,6 +36,14 @@ int cli_parse_int(const char *s, long long lo, long long hi, long long *out);
 /* 1 if saecap has the subcommand `name` (saecap run checks its stages). */
 int cli_has_command(const char *name);
 
+struct sc_config;
+/* The start of a stage command whose only option is --config FILE: prints
+ * usage for --help, parses argv, sets the kernels' thread count and loads
+ * the config into *cfg. Returns -1 when *cfg is loaded (the caller runs the
+ * stage, then sc_config_free), else the exit status to return: 0 after
+ * --help, 2 for a usage error, 1 for a config that does not load. */
+int cli_stage_config(int argc, char **argv, const char *cmd, const char *usage, struct sc_config *cfg);
+
 /* Global settings taken by main before dispatch. */
 int cli_threads(void);
 

@@ -1,6 +1,5 @@
 /* cmd_prepare.c: `saecap prepare --config FILE`. */
 #include <stdio.h>
-#include <string.h>
 
 #include "base/log.h"
 #include "cli/cli.h"
@@ -22,18 +21,9 @@ static const char *const usage =
     "  -h, --help      this text\n";
 
 int cmd_prepare(int argc, char **argv) {
-  if (cli_wants_help(argc, argv)) {
-    fputs(usage, stdout);
-    return 0;
-  }
-  const char *config_path = NULL;
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--config") && i + 1 < argc) config_path = argv[++i];
-    else return cli_usage_error("prepare", "unexpected argument '%s'", argv[i]);
-  }
-  if (!config_path) return cli_usage_error("prepare", "--config FILE is required");
   sc_config cfg;
-  if (sc_config_load(config_path, &cfg)) return cli_fail();
+  int st = cli_stage_config(argc, argv, "prepare", usage, &cfg);
+  if (st >= 0) return st;
   sc_prepare_summary sum;
   int rc = sc_prepare_run(&cfg, &sum);
   sc_config_free(&cfg);

@@ -1,12 +1,10 @@
 /* cmd_steer.c: `saecap steer --config FILE`: the steering experiment. */
 #include <stdio.h>
-#include <string.h>
 
 #include "base/log.h"
 #include "cli/cli.h"
 #include "pipeline/config.h"
 #include "pipeline/steer.h"
-#include "tensor/kernels.h"
 
 static const char *const usage =
     "usage: saecap steer --config FILE\n\n"
@@ -29,19 +27,9 @@ static const char *const usage =
     "  -h, --help      this text\n";
 
 int cmd_steer(int argc, char **argv) {
-  if (cli_wants_help(argc, argv)) {
-    fputs(usage, stdout);
-    return 0;
-  }
-  const char *config_path = NULL;
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--config") && i + 1 < argc) config_path = argv[++i];
-    else return cli_usage_error("steer", "unexpected argument '%s'", argv[i]);
-  }
-  if (!config_path) return cli_usage_error("steer", "--config FILE is required");
-  sc_kernels_set_threads(cli_threads());
   sc_config cfg;
-  if (sc_config_load(config_path, &cfg)) return cli_fail();
+  int st = cli_stage_config(argc, argv, "steer", usage, &cfg);
+  if (st >= 0) return st;
   sc_steer_summary sum;
   int rc = sc_steer_run(&cfg, &sum);
   sc_config_free(&cfg);

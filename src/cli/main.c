@@ -10,6 +10,8 @@
 #include "base/log.h"
 #include "base/version.h"
 #include "cli/cli.h"
+#include "pipeline/config.h"
+#include "tensor/kernels.h"
 
 typedef struct cli_command {
   const char *name;
@@ -80,6 +82,22 @@ int cli_parse_int(const char *s, long long lo, long long hi, long long *out) {
   if (errno || *end || v < lo || v > hi) return -1;
   *out = v;
   return 0;
+}
+
+int cli_stage_config(int argc, char **argv, const char *cmd, const char *usage, sc_config *cfg) {
+  if (cli_wants_help(argc, argv)) {
+    fputs(usage, stdout);
+    return 0;
+  }
+  const char *config_path = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--config") && i + 1 < argc) config_path = argv[++i];
+    else return cli_usage_error(cmd, "unexpected argument '%s'", argv[i]);
+  }
+  if (!config_path) return cli_usage_error(cmd, "--config FILE is required");
+  sc_kernels_set_threads(cli_threads());
+  if (sc_config_load(config_path, cfg)) return cli_fail();
+  return -1;
 }
 
 static void print_usage(FILE *fp) {
