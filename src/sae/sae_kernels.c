@@ -206,10 +206,11 @@ void sae_csc_build(int64_t *col_ptr, int64_t *perm, int32_t *row_of, const sae_c
 
 void sae_scatter_rows(float *dW, const int64_t *col_ptr, const int64_t *perm,
                       const int32_t *row_of, const float *coef, const float *r, int64_t n,
-                      int64_t d) {
+                      int64_t d, int overwrite) {
 #pragma omp parallel for schedule(dynamic, 64) SAE_PAR(col_ptr[n] * d + n)
   for (int64_t i = 0; i < n; i++) {
     float *w = dW + i * d;
+    if (overwrite) memset(w, 0, (size_t)d * sizeof *w);
     for (int64_t p = col_ptr[i]; p < col_ptr[i + 1]; p++) {
       int64_t e = perm[p];
       const float *x = r + (int64_t)row_of[e] * d;
@@ -229,21 +230,29 @@ void sae_sum_latents(float *out, const int64_t *col_ptr, const int64_t *perm, co
   }
 }
 
-#define COMBINE_BLOCK 64
+#define COMBINE_ROWS 256
 
-void sae_entries_combine(double *out, const sae_codes *c, const float *coef, const float *W,
-                         int64_t d, double alpha) {
-  int64_t nb = (d + COMBINE_BLOCK - 1) / COMBINE_BLOCK;
-  int64_t nnz = c->row_ptr[c->rows];
-#pragma omp parallel for schedule(static) SAE_PAR(nnz * d)
-  for (int64_t b = 0; b < nb; b++) {
-    int64_t j0 = b * COMBINE_BLOCK, j1 = j0 + COMBINE_BLOCK < d ? j0 + COMBINE_BLOCK : d;
-    double acc[COMBINE_BLOCK] = {0};
-    for (int64_t e = 0; e < nnz; e++) {
-      const float *w = W + (int64_t)c->idx[e] * d;
-      double a = coef[e];
-      for (int64_t j = j0; j < j1; j++) acc[j - j0] += a * w[j];
+void sae_rows_combine(double *out, const float *coef, const float *W, int64_t n, int64_t d,
+                      double alpha, double *part) {
+  /* Fixed chunks of rows, each summed in row order into its own partial,
+   * then the partials in chunk order: the same bits for any thread count. */
+  int64_t nc = (n + COMBINE_ROWS - 1) / COMBINE_ROWS;
+#pragma omp parallel for schedule(static) SAE_PAR(n * d)
+  for (int64_t ch = 0; ch < nc; ch++) {
+    double *p = part + ch * d;
+    memset(p, 0, (size_t)d * sizeof *p);
+    int64_t i1 = (ch + 1) * COMBINE_ROWS < n ? (ch + 1) * COMBINE_ROWS : n;
+    for (int64_t i = ch * COMBINE_ROWS; i < i1; i++) {
+      double a = coef[i];
+      if (a == 0.0) continue;
+      const float *w = W + i * d;
+      for (int64_t j = 0; j < d; j++) p[j] += a * w[j];
     }
-    for (int64_t j = j0; j < j1; j++) out[j] += alpha * acc[j - j0];
   }
+  for (int64_t ch = 0; ch < nc; ch++)
+    for (int64_t j = 0; j < d; j++) out[j] += alpha * part[ch * d + j];
+}
+
+int64_t sae_rows_combine_scratch(int64_t n, int64_t d) {
+  return (n + COMBINE_ROWS - 1) / COMBINE_ROWS * d;
 }

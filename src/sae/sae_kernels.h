@@ -69,18 +69,24 @@ void sae_csc_build(int64_t *col_ptr, int64_t *perm, int32_t *row_of, const sae_c
                    int64_t n);
 
 /* dW [n, d] += Σ_e coef[e] · r[row_of[e]] over each latent's entries
- * (r [rows, d]); deterministic for any thread count. */
+ * (r [rows, d]); deterministic for any thread count. overwrite: dW is zeroed
+ * first, row by row in the same threaded pass (no separate memset). */
 void sae_scatter_rows(float *dW, const int64_t *col_ptr, const int64_t *perm,
                       const int32_t *row_of, const float *coef, const float *r, int64_t n,
-                      int64_t d);
+                      int64_t d, int overwrite);
 
 /* out[i] += Σ over latent i's entries of coef[e] (f64 sums, fixed order). */
 void sae_sum_latents(float *out, const int64_t *col_ptr, const int64_t *perm, const float *coef,
                      int64_t n);
 
-/* out [d] += alpha · Σ_e coef[e] · W[idx[e]] over every entry, summed per
- * row then over rows in order (the b_dec gradient through the encoder). */
-void sae_entries_combine(double *out, const sae_codes *c, const float *coef, const float *W,
-                         int64_t d, double alpha);
+/* out [d] += alpha · Σ_i coef[i] · W[i] over the n rows of W [n, d] (rows
+ * with coef 0 skipped), in f64 with a fixed order for any thread count. With
+ * coef = the b_enc gradient this is the b_dec gradient through the encoder
+ * (Σ_e ∂z_e · W_enc[idx_e] grouped by latent): one pass over W_enc instead
+ * of one gather per entry. part: scratch of sae_rows_combine_scratch(n, d)
+ * doubles. */
+void sae_rows_combine(double *out, const float *coef, const float *W, int64_t n, int64_t d,
+                      double alpha, double *part);
+int64_t sae_rows_combine_scratch(int64_t n, int64_t d);
 
 #endif

@@ -86,6 +86,7 @@ typedef struct lg_work {
   int32_t *row_of;
   int m, ka;
   int own_xc;
+  int fresh_dec, fresh_enc; /* the W_dec / W_enc gradient not yet written this call */
 } lg_work;
 
 static void lg_free(lg_work *w) {
@@ -210,9 +211,10 @@ static int csc_prepare(const sae_codes *c, lg_work *w, int64_t n) {
 /* Weight gradients of one set of entries (CSC prepared): coef_dec on W_dec
  * rows with r_dec, coef_enc on W_enc rows (with the encoder input) and b_enc. */
 static void entry_scatter(sae *g, const float *coef_dec, const float *r_dec,
-                          const float *coef_enc, const lg_work *w, int64_t n, int64_t d) {
-  sae_scatter_rows(g->W_dec, w->col_ptr, w->perm, w->row_of, coef_dec, r_dec, n, d);
-  sae_scatter_rows(g->W_enc, w->col_ptr, w->perm, w->row_of, coef_enc, w->xc, n, d);
+                          const float *coef_enc, lg_work *w, int64_t n, int64_t d) {
+  sae_scatter_rows(g->W_dec, w->col_ptr, w->perm, w->row_of, coef_dec, r_dec, n, d, w->fresh_dec);
+  sae_scatter_rows(g->W_enc, w->col_ptr, w->perm, w->row_of, coef_enc, w->xc, n, d, w->fresh_enc);
+  w->fresh_dec = w->fresh_enc = 0;
   sae_sum_latents(g->b_enc, w->col_ptr, w->perm, coef_enc, n);
 }
 
@@ -237,6 +239,8 @@ static int l1_terms(const sae *s, sae *g, const sae_codes *c, lg_work *w, double
     w->dval[e] += (float)(lam / (double)B) * nrm[c->idx[e]];
   }
   *l1 = lam * acc / (double)B;
+  if (w->fresh_dec) memset(g->W_dec, 0, (size_t)(n * d) * sizeof(float));
+  w->fresh_dec = 0;
   sae_sum_latents(fsum, w->col_ptr, w->perm, c->val, n);
 #pragma omp parallel for schedule(static) SAE_PAR(B * d)
   for (int64_t i = 0; i < n; i++) {
@@ -249,20 +253,25 @@ static int l1_terms(const sae *s, sae *g, const sae_codes *c, lg_work *w, double
 }
 
 /* ∂b_dec: Σ_b ∂x̂_b, minus the encoder path when b_dec is subtracted. */
-static void b_dec_grad(const sae *s, sae *g, const sae_codes *c, const sae_codes *aux,
-                       const lg_work *w, int64_t B) {
+static void b_dec_grad(const sae *s, sae *g, const lg_work *w, int64_t B) {
   int64_t d = s->cfg.d;
   double *acc = calloc((size_t)d, sizeof *acc);
   if (!acc) return; /* d doubles: cannot fail in practice; gradient left zero */
+  /* Column sums in row order, 16 columns at a time so rows stream. */
+  int64_t nb = (d + 15) / 16;
 #pragma omp parallel for schedule(static) SAE_PAR(B * d)
-  for (int64_t j = 0; j < d; j++) {
-    double a = 0.0;
-    for (int64_t r = 0; r < B; r++) a += w->diff[r * d + j];
-    acc[j] = a;
+  for (int64_t b = 0; b < nb; b++) {
+    int64_t j0 = b * 16, m = d - j0 < 16 ? d - j0 : 16;
+    double a[16] = {0};
+    for (int64_t r = 0; r < B; r++)
+      for (int64_t j = 0; j < m; j++) a[j] += w->diff[r * d + j0 + j];
+    for (int64_t j = 0; j < m; j++) acc[j0 + j] = a[j];
   }
   if (s->cfg.apply_b_dec_to_input) {
-    sae_entries_combine(acc, c, w->dval, s->W_enc, d, -1.0);
-    if (aux && w->dz) sae_entries_combine(acc, aux, w->dz, s->W_enc, d, -1.0);
+    /* Σ_e ∂z_e · W_enc[idx_e] over main and AuxK entries = Σ_i ∂b_enc[i] · W_enc[i]. */
+    double *part = malloc((size_t)sae_rows_combine_scratch(s->cfg.n, d) * sizeof *part);
+    if (part) sae_rows_combine(acc, g->b_enc, s->W_enc, s->cfg.n, d, -1.0, part);
+    free(part);
   }
   for (int64_t j = 0; j < d; j++) g->b_dec[j] = (float)acc[j];
   free(acc);
@@ -274,10 +283,8 @@ static int64_t count_dead(const uint8_t *dead, int64_t n) {
   return c;
 }
 
+/* The weight matrices are zeroed by their first scatter (lg_work.fresh_*). */
 static void zero_grads(sae *g) {
-  size_t nd = (size_t)(g->cfg.n * g->cfg.d);
-  memset(g->W_enc, 0, nd * sizeof(float));
-  memset(g->W_dec, 0, nd * sizeof(float));
   memset(g->b_enc, 0, (size_t)g->cfg.n * sizeof(float));
   memset(g->b_dec, 0, (size_t)g->cfg.d * sizeof(float));
 }
@@ -307,7 +314,7 @@ int sae_loss_grad(const sae *s, const sae_loss_cfg *lc, const float *x, int64_t 
     return sc_error_setc(SC_ERR_ARG, "train: jumprelu training is not implemented (train batchtopk)");
   if (T > B) T = B;
   memset(out, 0, sizeof *out);
-  lg_work w = {0};
+  lg_work w = {.fresh_dec = 1, .fresh_enc = 1};
   int k = s->cfg.k, topish = s->cfg.arch != SAE_ARCH_RELU;
   w.m = !topish ? 0 : s->cfg.arch == SAE_ARCH_TOPK ? k
         : (int)(SAE_BATCHTOPK_CAP * (int64_t)k < n ? SAE_BATCHTOPK_CAP * k : n);
@@ -348,7 +355,7 @@ int sae_loss_grad(const sae *s, const sae_loss_cfg *lc, const float *x, int64_t 
       rc = l1_terms(s, grads, c, &w, lc->l1_coeff, B, &out->l1);
     if (!rc) entry_scatter(grads, c->val, w.diff, w.dval, &w, n, d);
   }
-  if (!rc) b_dec_grad(s, grads, c, &aux, &w, B);
+  if (!rc) b_dec_grad(s, grads, &w, B);
   out->total = out->mse + out->l1 + out->aux;
   lg_free(&w);
   sae_codes_release(&aux);
@@ -373,6 +380,7 @@ struct sae_trainer {
   int64_t tokens_seen;
   uint8_t *dead;          /* (n) scratch mask */
   float *x;               /* (batch, d) scratch */
+  double *rowsq;          /* (2n) per-row squared gradient norms, scratch */
   sae_codes codes;
   sc_gemm *gemm;          /* bf16_encoder: the GEMM context */
   uint16_t *W_enc_bf16;   /* bf16_encoder: (n, d) copy rounded each step */
@@ -381,7 +389,7 @@ struct sae_trainer {
 void sae_trainer_free(sae_trainer *t) {
   if (!t) return;
   sae_free(t->model), sae_free(t->grad), sae_free(t->m), sae_free(t->v);
-  free(t->since_fired), free(t->fire_count), free(t->dead), free(t->x);
+  free(t->since_fired), free(t->fire_count), free(t->dead), free(t->x), free(t->rowsq);
   sae_codes_release(&t->codes);
   sc_gemm_free(t->gemm);
   free(t->W_enc_bf16);
@@ -409,7 +417,8 @@ static int trainer_alloc(sae_trainer **out, const sae_train_cfg *cfg, sae_source
   t->fire_count = calloc(n, sizeof(int64_t));
   t->dead = calloc(n, 1);
   t->x = malloc((size_t)(cfg->batch * cfg->d) * sizeof(float));
-  if (!rc && (!t->since_fired || !t->fire_count || !t->dead || !t->x))
+  t->rowsq = malloc(2 * n * sizeof(double));
+  if (!rc && (!t->since_fired || !t->fire_count || !t->dead || !t->x || !t->rowsq))
     rc = sc_error_setc(SC_ERR_NOMEM, "train: out of memory");
   if (!rc && cfg->bf16_encoder) {
     rc = sc_gemm_create(&t->gemm, SC_GEMM_BACKEND_AUTO, 0);
@@ -513,29 +522,47 @@ int sae_trainer_create(sae_trainer **out, const sae_train_cfg *cfg, sae_source *
 
 /* ==== The optimiser step ==== */
 
-/* Removes from each decoder-row gradient its component along the (unit) row. */
-static void project_decoder_grad(const sae *s, sae *g) {
-  int64_t n = s->cfg.n, d = s->cfg.d;
-#pragma omp parallel for schedule(static) SAE_PAR(n * d)
-  for (int64_t i = 0; i < n; i++) {
-    const float *w = s->W_dec + i * d;
-    float *gw = g->W_dec + i * d;
+/* The optimiser step is two threaded passes over the latent rows (each
+ * 2·d floats of weights, gradients and moments): the first projects each
+ * decoder-row gradient off its (unit) row and takes the squared norms of the
+ * gradient rows; the second, with the clip factor known, runs Adam on the
+ * encoder and decoder row and renormalises the decoder row while it is in
+ * cache. Per-row sums are added in row order: the same bits for any thread
+ * count. */
+
+/* Removes from decoder-row gradient gw its component along the unit row w;
+ * returns ‖gw‖² after. */
+static double project_row(float *gw, const float *w, int64_t d, int project) {
+  if (project) {
     double dot = 0.0;
     for (int64_t j = 0; j < d; j++) dot += (double)gw[j] * w[j];
     for (int64_t j = 0; j < d; j++) gw[j] -= (float)dot * w[j];
   }
+  double a = 0.0;
+  for (int64_t j = 0; j < d; j++) a += (double)gw[j] * gw[j];
+  return a;
 }
 
-static void renorm_decoder(sae *s) {
-  int64_t n = s->cfg.n, d = s->cfg.d;
-#pragma omp parallel for schedule(static) SAE_PAR(n * d)
-  for (int64_t i = 0; i < n; i++) {
-    float *w = s->W_dec + i * d;
-    double a = 0.0;
-    for (int64_t j = 0; j < d; j++) a += (double)w[j] * w[j];
-    if (a <= 0) continue;
-    float f = (float)(1.0 / sqrt(a));
-    for (int64_t j = 0; j < d; j++) w[j] *= f;
+static void renorm_row(float *w, int64_t d) {
+  double a = 0.0;
+  for (int64_t j = 0; j < d; j++) a += (double)w[j] * w[j];
+  if (a <= 0) return;
+  float f = (float)(1.0 / sqrt(a));
+  for (int64_t j = 0; j < d; j++) w[j] *= f;
+}
+
+typedef struct {
+  float b1, b2, c1, c2, lr, eps, gs; /* gs: gradient scale (the clip factor, else 1) */
+} adam_k;
+
+static void adam_span(float *restrict p, const float *restrict g, float *restrict m,
+                      float *restrict v, int64_t len, const adam_k *k) {
+  const float b1 = k->b1, b2 = k->b2, c1 = k->c1, c2 = k->c2, lr = k->lr, eps = k->eps, gs = k->gs;
+  for (int64_t i = 0; i < len; i++) {
+    float gi = g[i] * gs;
+    m[i] = b1 * m[i] + (1.0f - b1) * gi;
+    v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+    p[i] -= lr * (m[i] * c1) / (sqrtf(v[i] * c2) + eps);
   }
 }
 
@@ -570,35 +597,44 @@ static int params_of(sae *s, float **p, int64_t *len) {
   return 4;
 }
 
-static void clip_grads(sae *g, double max_norm) {
-  float *p[4];
-  int64_t len[4];
-  int np = params_of(g, p, len);
-  double s = 0.0;
-  for (int i = 0; i < np; i++) s += sum_sq(p[i], len[i]);
-  double norm = sqrt(s);
-  if (max_norm <= 0 || !(norm > max_norm)) return;
-  float f = (float)(max_norm / (norm + 1e-6));
-  for (int i = 0; i < np; i++) scale_n(p[i], len[i], f);
+/* Projects the decoder gradient rows (unit_norm_decoder) and returns the
+ * clip factor of the global gradient norm (1 when no clipping applies). */
+static float project_and_clip(sae_trainer *t) {
+  const sae *s = t->model;
+  sae *g = t->grad;
+  int64_t n = s->cfg.n, d = s->cfg.d;
+  int project = t->cfg.unit_norm_decoder;
+  double *rq = t->rowsq;
+#pragma omp parallel for schedule(static) SAE_PAR(n * d)
+  for (int64_t i = 0; i < n; i++) {
+    rq[i] = project_row(g->W_enc + i * d, NULL, d, 0);
+    rq[n + i] = project_row(g->W_dec + i * d, s->W_dec + i * d, d, project);
+  }
+  double sq = 0.0;
+  for (int64_t i = 0; i < 2 * n; i++) sq += rq[i];
+  sq += sum_sq(g->b_enc, n) + sum_sq(g->b_dec, d);
+  double norm = sqrt(sq), max_norm = t->cfg.clip_norm;
+  if (max_norm <= 0 || !(norm > max_norm)) return 1.0f;
+  return (float)(max_norm / (norm + 1e-6));
 }
 
-static void adam_update(sae_trainer *t, double lr) {
-  float *p[4], *g[4], *m[4], *v[4];
-  int64_t len[4];
-  int np = params_of(t->model, p, len);
-  params_of(t->grad, g, len), params_of(t->m, m, len), params_of(t->v, v, len);
+static void adam_update(sae_trainer *t, double lr, float gs) {
+  sae *p = t->model, *g = t->grad, *m = t->m, *v = t->v;
+  int64_t n = p->cfg.n, d = p->cfg.d;
   double b1 = t->cfg.beta1, b2 = t->cfg.beta2, tt = (double)(t->step + 1);
-  float c1 = (float)(1.0 / (1.0 - pow(b1, tt))), c2 = (float)(1.0 / (1.0 - pow(b2, tt)));
-  float fb1 = (float)b1, fb2 = (float)b2, flr = (float)lr, eps = (float)t->cfg.adam_eps;
-  for (int a = 0; a < np; a++) {
-    float *pa = p[a], *ga = g[a], *ma = m[a], *va = v[a];
-#pragma omp parallel for schedule(static) SAE_PAR(len[a])
-    for (int64_t i = 0; i < len[a]; i++) {
-      ma[i] = fb1 * ma[i] + (1.0f - fb1) * ga[i];
-      va[i] = fb2 * va[i] + (1.0f - fb2) * ga[i] * ga[i];
-      pa[i] -= flr * (ma[i] * c1) / (sqrtf(va[i] * c2) + eps);
-    }
+  adam_k k = {.b1 = (float)b1, .b2 = (float)b2, .c1 = (float)(1.0 / (1.0 - pow(b1, tt))),
+              .c2 = (float)(1.0 / (1.0 - pow(b2, tt))), .lr = (float)lr,
+              .eps = (float)t->cfg.adam_eps, .gs = gs};
+  int renorm = t->cfg.unit_norm_decoder;
+#pragma omp parallel for schedule(static) SAE_PAR(n * d)
+  for (int64_t i = 0; i < n; i++) {
+    int64_t o = i * d;
+    adam_span(p->W_enc + o, g->W_enc + o, m->W_enc + o, v->W_enc + o, d, &k);
+    adam_span(p->W_dec + o, g->W_dec + o, m->W_dec + o, v->W_dec + o, d, &k);
+    if (renorm) renorm_row(p->W_dec + o, d);
   }
+  adam_span(p->b_enc, g->b_enc, m->b_enc, v->b_enc, n, &k);
+  adam_span(p->b_dec, g->b_dec, m->b_dec, v->b_dec, d, &k);
 }
 
 static void update_dead(sae_trainer *t, int64_t B) {
@@ -632,10 +668,8 @@ int sae_trainer_step(sae_trainer *t, sae_loss *stats) {
   rc = sae_loss_grad(t->model, &lc, t->x, B, t->grad, &loss, &t->codes);
   if (rc) return rc;
   update_dead(t, B);
-  if (c->unit_norm_decoder) project_decoder_grad(t->model, t->grad);
-  clip_grads(t->grad, c->clip_norm);
-  adam_update(t, sae_train_base_lr(c) * sae_train_lr_factor(c, t->step));
-  if (c->unit_norm_decoder) renorm_decoder(t->model);
+  float gs = project_and_clip(t);
+  adam_update(t, sae_train_base_lr(c) * sae_train_lr_factor(c, t->step), gs);
   if (c->arch == SAE_ARCH_BATCHTOPK && loss.l0 > 0)
     t->theta = t->theta < 0 ? loss.min_active : 0.99 * t->theta + 0.01 * loss.min_active;
   t->step++;
