@@ -172,16 +172,53 @@ void sae_decode_csr(float *xhat, const sae_codes *c, const float *W_dec, const f
   }
 }
 
+/* Σ_j (g[j]·gs)·w[j] in 16 fixed lanes, then the lanes pairwise: a float
+ * dot the compiler can vectorise (a single running sum cannot be reordered)
+ * with one fixed order of additions. */
+static float dot_lanes(const float *g, const float *w, float gs, int64_t d) {
+  float acc[16] = {0};
+  int64_t j = 0;
+  for (; j + 16 <= d; j += 16)
+    for (int t = 0; t < 16; t++) acc[t] += (g[j + t] * gs) * w[j + t];
+  float tail = 0.0f;
+  for (; j < d; j++) tail += (g[j] * gs) * w[j];
+  for (int h = 8; h > 0; h /= 2)
+    for (int t = 0; t < h; t++) acc[t] += acc[t + h];
+  return acc[0] + tail;
+}
+
 void sae_entry_dots(float *out, const sae_codes *c, const float *W, const float *g, int64_t d) {
 #pragma omp parallel for schedule(static) SAE_PAR(c->rows * d * 8)
   for (int64_t r = 0; r < c->rows; r++) {
     const float *gr = g + r * d;
+    for (int64_t e = c->row_ptr[r]; e < c->row_ptr[r + 1]; e++)
+      out[e] = dot_lanes(gr, W + (int64_t)c->idx[e] * d, 1.0f, d);
+  }
+}
+
+void sae_decode_residual_dots(float *diff, double *rowsq, float *dval, const sae_codes *c,
+                              const float *W_dec, const float *b_dec, const float *x, float gs,
+                              int64_t d) {
+#pragma omp parallel for schedule(static) SAE_PAR(c->rows * d * 8)
+  for (int64_t r = 0; r < c->rows; r++) {
+    float *y = diff + r * d;
+    const float *xr = x + r * d;
+    if (b_dec) memcpy(y, b_dec, (size_t)d * sizeof *y);
+    else memset(y, 0, (size_t)d * sizeof *y);
     for (int64_t e = c->row_ptr[r]; e < c->row_ptr[r + 1]; e++) {
-      const float *w = W + (int64_t)c->idx[e] * d;
-      float s = 0.0f;
-      for (int64_t j = 0; j < d; j++) s += gr[j] * w[j];
-      out[e] = s;
+      const float *w = W_dec + (int64_t)c->idx[e] * d;
+      float a = c->val[e];
+      for (int64_t j = 0; j < d; j++) y[j] += a * w[j];
     }
+    double q = 0.0;
+    for (int64_t j = 0; j < d; j++) {
+      y[j] = y[j] - xr[j];
+      q += (double)y[j] * y[j];
+    }
+    rowsq[r] = q;
+    /* The row's decoder rows were just read: their dots come from cache. */
+    for (int64_t e = c->row_ptr[r]; e < c->row_ptr[r + 1]; e++)
+      dval[e] = dot_lanes(y, W_dec + (int64_t)c->idx[e] * d, gs, d);
   }
 }
 

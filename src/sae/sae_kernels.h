@@ -63,6 +63,15 @@ void sae_decode_csr(float *xhat, const sae_codes *c, const float *W_dec, const f
 /* out[e] = g[row(e)] · W[idx[e]] for every entry e of c (g [rows, d]). */
 void sae_entry_dots(float *out, const sae_codes *c, const float *W, const float *g, int64_t d);
 
+/* The main path of a training step in one pass over the rows (each row's k
+ * decoder rows are read from memory once): diff [rows, d] = c · W_dec + b_dec
+ * − x, rowsq[r] = Σ_j diff[r, j]² (f64), and dval[e] = (gs · diff[row(e)]) ·
+ * W_dec[idx[e]], the latent gradient when gs · diff is ∂L/∂x̂. diff is left
+ * unscaled. */
+void sae_decode_residual_dots(float *diff, double *rowsq, float *dval, const sae_codes *c,
+                              const float *W_dec, const float *b_dec, const float *x, float gs,
+                              int64_t d);
+
 /* Latent-major view of c: col_ptr (n+1), perm (nnz) lists entry numbers by
  * latent then row, row_of (nnz) the row of each entry (CSR order). */
 void sae_csc_build(int64_t *col_ptr, int64_t *perm, int32_t *row_of, const sae_codes *c,

@@ -333,9 +333,13 @@ int sae_loss_grad(const sae *s, const sae_loss_cfg *lc, const float *x, int64_t 
   if (!rc) w.dval = malloc((size_t)(nnz ? nnz : 1) * sizeof(float));
   if (!rc && !w.dval) rc = sc_error_setc(SC_ERR_NOMEM, "train: out of memory");
   double sum = 0.0;
+  float gscale = (float)(2.0 / (double)B);
   if (!rc) {
-    sae_decode_csr(w.diff, c, s->W_dec, s->b_dec, d);
-    rc = sq_residual(w.diff, x, B, d, -1, &sum);
+    double *rs = malloc((size_t)B * sizeof *rs);
+    if (!rs) rc = sc_error_setc(SC_ERR_NOMEM, "train: out of memory");
+    if (!rc) sae_decode_residual_dots(w.diff, rs, w.dval, c, s->W_dec, s->b_dec, x, gscale, d);
+    if (!rc) sum = ordered_sum(rs, B);
+    free(rs);
   }
   if (!rc) {
     out->mse = sum / (double)B;
@@ -348,8 +352,7 @@ int sae_loss_grad(const sae *s, const sae_loss_cfg *lc, const float *x, int64_t 
     }
   }
   if (!rc) {
-    scale_n(w.diff, B * d, (float)(2.0 / (double)B));
-    sae_entry_dots(w.dval, c, s->W_dec, w.diff, d);
+    scale_n(w.diff, B * d, gscale);
     rc = csc_prepare(c, &w, n);
     if (!rc && s->cfg.arch == SAE_ARCH_RELU && lc->l1_coeff > 0)
       rc = l1_terms(s, grads, c, &w, lc->l1_coeff, B, &out->l1);
