@@ -325,6 +325,18 @@ void sc_config_defaults(sc_config *c) {
   for (size_t i = 0; i < N_KEYS; i++) key_default(c, &KEYS[i]);
 }
 
+int sc_config_list_each(const char *list, int (*fn)(void *user, const char *item), void *user) {
+  char item[SC_CONFIG_ITEM_MAX];
+  for (const char *p = list ? list : ""; *p;) {
+    size_t n = strcspn(p, ",");
+    snprintf(item, sizeof item, "%.*s", (int)(n < sizeof item - 1 ? n : sizeof item - 1), p);
+    int rc = fn(user, item);
+    if (rc) return rc;
+    p += n + (p[n] == ',');
+  }
+  return 0;
+}
+
 void sc_config_free(sc_config *c) {
   if (!c) return;
   for (size_t i = 0; i < N_KEYS; i++)

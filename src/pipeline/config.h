@@ -147,6 +147,12 @@ int sc_config_load(const char *path, sc_config *c);
  * section non-empty (e.g. "train" or "data.split") only the keys under it.
  * Stages hash it (pipeline/stage). malloc'd; NULL when out of memory. */
 char *sc_config_yaml(const sc_config *c, const char *section);
+/* Calls fn(user, item) on each item of a comma-joined list key ("" and NULL
+ * have none), stopping at the first non-zero return, which it returns.
+ * Items are cut at SC_CONFIG_ITEM_MAX - 1 bytes (list items are languages,
+ * layers, segments and numbers: anything longer is invalid anyway). */
+#define SC_CONFIG_ITEM_MAX 64
+int sc_config_list_each(const char *list, int (*fn)(void *user, const char *item), void *user);
 /* Frees the strings; safe on a zeroed or half-filled config. */
 void sc_config_free(sc_config *c);
 

@@ -128,19 +128,6 @@ typedef struct ex_settings {
   unsigned keep_segments;          /* bits 1 << STORE_SEG_* */
 } ex_settings;
 
-/* Calls fn on each comma-separated item of list ("" has none). */
-static int list_each(const char *list, int (*fn)(void *, const char *), void *user) {
-  char item[64];
-  for (const char *p = list; *p;) {
-    size_t n = strcspn(p, ",");
-    snprintf(item, sizeof item, "%.*s", (int)(n < sizeof item - 1 ? n : sizeof item - 1), p);
-    int rc = fn(user, item);
-    if (rc) return rc;
-    p += n + (p[n] == ',');
-  }
-  return 0;
-}
-
 typedef struct ex_parse {
   const sc_config *cfg;
   ex_settings *set;
@@ -187,17 +174,17 @@ static int settings_parse(const sc_config *cfg, int n_model_layers, ex_settings 
   ex_parse p = {.cfg = cfg, .set = set, .n_model_layers = n_model_layers};
   memset(set, 0, sizeof *set);
   set->keep_segments = (1u << STORE_N_SEGMENTS) - 1;
-  int rc = list_each(cfg->extract.languages, add_lang, &p);
+  int rc = sc_config_list_each(cfg->extract.languages, add_lang, &p);
   if (!rc && set->n_langs == 0)
     rc = sc_error_setc(SC_ERR_ARG, "%s: extract.languages: no language given", cfg->source);
   int all = !strcmp(cfg->extract.layers, "all");
   if (!rc && all) memset(p.seen, 1, (size_t)n_model_layers);
-  if (!rc && !all) rc = list_each(cfg->extract.layers, add_layer, &p);
+  if (!rc && !all) rc = sc_config_list_each(cfg->extract.layers, add_layer, &p);
   for (int l = 0; !rc && l < n_model_layers; l++)
     if (p.seen[l]) set->layer[set->n_layers++] = l;
   if (!rc && set->n_layers == 0)
     rc = sc_error_setc(SC_ERR_ARG, "%s: extract.layers: no layer given", cfg->source);
-  if (!rc) rc = list_each(cfg->extract.drop_segments, drop_segment, &p);
+  if (!rc) rc = sc_config_list_each(cfg->extract.drop_segments, drop_segment, &p);
   if (!rc && cfg->extract.rows_per_shard < 1)
     rc = sc_error_setc(SC_ERR_ARG, "%s: extract.rows_per_shard must be >= 1", cfg->source);
   return rc;

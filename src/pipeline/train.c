@@ -24,18 +24,6 @@ static const char *const SEGMENTS[STORE_N_SEGMENTS] = {"image", "prompt", "capti
 
 /* ==== The plan ==== */
 
-static int list_each(const char *list, int (*fn)(void *, const char *), void *user) {
-  char item[64];
-  for (const char *p = list ? list : ""; *p;) {
-    size_t n = strcspn(p, ",");
-    snprintf(item, sizeof item, "%.*s", (int)(n < sizeof item - 1 ? n : sizeof item - 1), p);
-    int rc = fn(user, item);
-    if (rc) return rc;
-    p += n + (p[n] == ',');
-  }
-  return 0;
-}
-
 typedef struct plan_parse {
   const sc_config *cfg;
   sc_train_plan *p;
@@ -222,9 +210,9 @@ int sc_train_plan_make(const sc_config *cfg, int only_layer, sc_train_plan *out)
   out->acts_dir = sc_path_join(cfg->output_dir, "activations");
   out->saes_dir = sc_path_join(cfg->output_dir, "saes");
   int rc = out->acts_dir && out->saes_dir ? 0 : sc_error_setc(SC_ERR_NOMEM, "out of memory");
-  if (!rc) rc = list_each(cfg->train.languages, add_lang, &pp);
+  if (!rc) rc = sc_config_list_each(cfg->train.languages, add_lang, &pp);
   if (!rc && out->n_langs == 0) rc = sc_error_setc(SC_ERR_ARG, "%s: train.languages: no language given", cfg->source);
-  if (!rc) rc = list_each(cfg->train.segments, add_segment, &pp);
+  if (!rc) rc = sc_config_list_each(cfg->train.segments, add_segment, &pp);
   if (!rc && !out->segments) rc = sc_error_setc(SC_ERR_ARG, "%s: train.segments: no segment given", cfg->source);
   if (!rc && only_layer >= 0) {
     if (only_layer >= SC_TRAIN_MAX_LAYERS) rc = sc_error_setc(SC_ERR_ARG, "train: --layer %d is out of range", only_layer);
@@ -232,7 +220,7 @@ int sc_train_plan_make(const sc_config *cfg, int only_layer, sc_train_plan *out)
   } else if (!rc && cfg->train.layers && !strcmp(cfg->train.layers, "all")) {
     rc = scan_layers(&pp, out->lang[0]);
   } else if (!rc) {
-    rc = list_each(cfg->train.layers, add_layer, &pp);
+    rc = sc_config_list_each(cfg->train.layers, add_layer, &pp);
   }
   for (int l = 0; !rc && l < SC_TRAIN_MAX_LAYERS; l++)
     if (pp.seen[l]) out->layer[out->n_layers++] = l;
