@@ -399,6 +399,17 @@ static void test_planted_study(void **state) {
   assert_int_equal(ex_flag, 0);
   sc_json_free(feat);
 
+  /* RQ2 keeps to analyze.feature_split: every sample here is in train, so
+   * ranking on the test split has no sample to use and says so */
+  write_config(&s, "  feature_split: test\n");
+  assert_int_equal(run_analyze(&s, "-q", NULL), 0);
+  feat = load_result(&s, "feature_analysis.json");
+  assert_string_equal(sc_json_str(sc_json_get(sc_json_get(feat, "config"), "feature_split")), "test");
+  en = sc_json_get(sc_json_get(layer_obj(feat, SIGNAL_LAYER), "languages"), "en");
+  assert_int_equal((int)sc_json_num(sc_json_get(en, "n_used")), 0);
+  assert_string_equal(sc_json_str(sc_json_get(en, "status")), "skipped");
+  sc_json_free(feat);
+
   /* too few samples of a label: a documented skip, no NaN */
   write_config(&s, "  min_per_label: 1000\n");
   assert_int_equal(run_analyze(&s, "-q", NULL), 0);

@@ -149,6 +149,7 @@ typedef struct az_run {
   uint8_t *leaky;   /* (n) either prompt leaks */
   int *labels;      /* (n) labels of the statistics (excluded rows: unknown) */
   int *smp_labels;  /* (n) labels as in samples.jsonl */
+  int *feat_labels; /* (n) labels of RQ2: as labels, unknown outside analyze.feature_split */
   uint8_t *exclude; /* (n) left out of the statistics (leaky prompt, when excluded) */
   uint64_t *groups; /* (n) image id hash */
   tok_tokenizer *tok;
@@ -176,7 +177,7 @@ static void run_free(az_run *r) {
     sc_caption_rows_free(r->lang[l].rows, r->lang[l].n_rows);
   }
   for (int i = 0; r->means && i < r->n_layers * AZ_MAX_LANGS * STORE_N_SEGMENTS; i++) an_pooled_free(&r->means[i]);
-  free(r->means), free(r->samples_path), free(r->leaky), free(r->labels), free(r->groups), free(r->smp_labels),
+  free(r->means), free(r->samples_path), free(r->leaky), free(r->labels), free(r->feat_labels), free(r->groups), free(r->smp_labels),
       free(r->exclude);
   tok_free(r->tok);
   sc_json_free(r->leak_json), sc_json_free(r->dataset_json);
@@ -371,6 +372,9 @@ static int load_captions(az_run *r, az_lang *L) {
   return rc;
 }
 
+/* Names of sc_split_cfg values, as in the config. */
+static const char *const SPLIT_NAMES[] = {"train", "val", "test", "all"};
+
 static uint64_t fnv_str(const char *s) { return store_fnv1a64(STORE_FNV_INIT, s, strlen(s)); }
 
 /* Leakage scan of both prompts of every sample; labels and groups. */
@@ -380,7 +384,8 @@ static int scan_leaks(az_run *r) {
   r->groups = malloc((size_t)(r->n ? r->n : 1) * sizeof *r->groups);
   r->smp_labels = malloc((size_t)(r->n ? r->n : 1) * sizeof *r->smp_labels);
   r->exclude = calloc((size_t)(r->n ? r->n : 1), 1);
-  if (!r->leaky || !r->labels || !r->groups || !r->smp_labels || !r->exclude) return oom();
+  r->feat_labels = malloc((size_t)(r->n ? r->n : 1) * sizeof *r->feat_labels);
+  if (!r->leaky || !r->labels || !r->groups || !r->smp_labels || !r->exclude || !r->feat_labels) return oom();
   int rc = 0;
   an_lexicon *lex[AZ_MAX_LANGS] = {NULL, NULL};
   for (int l = 0; !rc && l < AZ_MAX_LANGS; l++) rc = an_lexicon_load((an_lang)l, &lex[l]);
@@ -407,6 +412,11 @@ static int scan_leaks(az_run *r) {
     r->groups[i] = fnv_str(r->smp.rows[i].image_id);
     int excl = r->leaky[i] && r->cfg->analyze.exclude_leaky_prompts;
     r->labels[i] = excl ? SC_LABEL_UNKNOWN : r->smp.rows[i].label;
+    /* Features ranked on the images steering later edits would be chosen
+     * and judged on the same data, so RQ2 keeps to its own split. */
+    int in_split = r->cfg->analyze.feature_split == SC_CFG_SPLIT_ALL ||
+                   r->smp.rows[i].split == (int)r->cfg->analyze.feature_split;
+    r->feat_labels[i] = in_split ? r->labels[i] : SC_LABEL_UNKNOWN;
     r->smp_labels[i] = r->smp.rows[i].label;
     r->exclude[i] = (uint8_t)excl;
     if (!r->leaky[i]) continue;
@@ -537,11 +547,12 @@ static int make_hash(az_run *r) {
   char set[512];
   snprintf(
       set, sizeof set,
-      "v=%s|seed=%llu|boot=%llu|perm=%llu|folds=%llu|c=%.17g|fdr=%.17g|k=%llu|min=%llu|leak=%d|cards=%llu|ci=%.17g|",
+      "v=%s|seed=%llu|boot=%llu|perm=%llu|folds=%llu|c=%.17g|fdr=%.17g|k=%llu|min=%llu|leak=%d|cards=%llu|ci=%.17g|"
+      "fsplit=%d|",
       SAECAP_VERSION, (unsigned long long)r->cfg->seed, (unsigned long long)a->bootstrap,
       (unsigned long long)a->permutations, (unsigned long long)a->folds, a->probe_c, a->fdr,
       (unsigned long long)a->top_k, (unsigned long long)a->min_per_label, a->exclude_leaky_prompts,
-      (unsigned long long)a->card_examples, a->ci);
+      (unsigned long long)a->card_examples, a->ci, (int)a->feature_split);
   uint64_t h = store_fnv1a64(STORE_FNV_INIT, set, strlen(set));
   for (int s = 0; s < r->n_segs; s++) h = store_fnv1a64(h, seg_name(r->seg[s]), strlen(seg_name(r->seg[s])) + 1);
   for (int li = 0; li < r->n_langs; li++) h = store_fnv1a64(h, r->lang[li].name, 3);
@@ -921,9 +932,9 @@ static int do_layer(az_run *r, int l, sc_json *layers_json, sc_json *morph_layer
   }
   fo.card = card_fn;
   fo.user = &cc;
-  if (!rc) rc = an_features_compute(in, r->n_langs, r->labels, r->groups, r->n, &fo, &res);
+  if (!rc) rc = an_features_compute(in, r->n_langs, r->feat_labels, r->groups, r->n, &fo, &res);
   sc_json *langs = NULL, *cross = NULL;
-  if (!rc) rc = an_features_json(&res, in, r->labels, &fo, &langs, &cross);
+  if (!rc) rc = an_features_json(&res, in, r->feat_labels, &fo, &langs, &cross);
   sc_json *lj = rc ? NULL : sc_json_add(layers_json, NULL, sc_json_new_object());
   if (!rc && !lj) rc = oom();
   if (!rc) {
@@ -1030,6 +1041,7 @@ int sc_analyze_run(const sc_config *cfg, const sc_analyze_opts *o, sc_analyze_su
                    !sc_json_add_num(c, "card_examples", (double)a->card_examples) ||
                    !sc_json_add_num(c, "min_per_label", (double)a->min_per_label) ||
                    !sc_json_add_bool(c, "exclude_leaky_prompts", a->exclude_leaky_prompts) ||
+                   !sc_json_add_str(c, "feature_split", SPLIT_NAMES[a->feature_split]) ||
                    !sc_json_add_str(feat, "segment", seg_name(r.seg[0])) ||
                    !(layers = sc_json_add(feat, "layers", sc_json_new_array()))
                ? oom()

@@ -53,6 +53,8 @@
  *   analyze.exclude_leaky_prompts boolean       true          drop rows whose prompt names a gender
  *   analyze.card_examples integer [0, 1000]     5             top samples per feature card
  *   analyze.ci          number [0.5, 0.9999]    0.95          confidence level of every CI
+ *   analyze.feature_split train | val | test | all  train     samples RQ2 tests and ranks
+ *                       features on (steering evaluates on steer.split: keep them apart)
  *   steer.layers        all | list of integers  all           layers steered (one SAE each)
  *   steer.languages     list of en | ar         [en, ar]
  *   steer.k             list of integers        [10, 50, 100] targeted feature-set sizes
@@ -186,6 +188,7 @@ static const cfg_key KEYS[] = {
      NULL},
     {"analyze.card_examples", CFG_UINT, OFF(analyze.card_examples), "5", 0, 0, 0, 1000, NULL},
     {"analyze.ci", CFG_NUMBER, OFF(analyze.ci), "0.95", 0, 0.5, 0.9999, 0, NULL},
+    {"analyze.feature_split", CFG_ENUM, OFF(analyze.feature_split), "train", 0, 0, 0, 0, SPLIT_CHOICES},
     {"steer.layers", CFG_LIST, OFF(steer.layers), "all", 0, 0, 0, 0, NULL},
     {"steer.languages", CFG_LIST, OFF(steer.languages), "en,ar", 0, 0, 0, 0, NULL},
     {"steer.k", CFG_LIST, OFF(steer.k), "10,50,100", 0, 0, 0, 0, NULL},

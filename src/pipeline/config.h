@@ -86,6 +86,7 @@ typedef struct sc_config_analyze {
   int exclude_leaky_prompts;   /* analyze.exclude_leaky_prompts: drop prompts naming a gender */
   uint64_t card_examples;      /* analyze.card_examples: samples per feature card */
   double ci;                   /* analyze.ci: confidence level of every CI */
+  sc_split_cfg feature_split;  /* analyze.feature_split: samples RQ2 ranks features on */
 } sc_config_analyze;
 
 /* saecap steer (analysis/steer, pipeline/steer). */
