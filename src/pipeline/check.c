@@ -240,7 +240,7 @@ static int check_word(const check_ctx *x, const char *key, const char *v) {
 
 static int check_slurm(const check_ctx *x) {
   const sc_config_slurm *s = &x->c->slurm;
-  const char *why;
+  const char *why = NULL;
   if (!s->time || (why = time_problem(s->time)))
     return fail(x, SC_ERR_ARG, "slurm.time", "'%s' %s", s->time ? s->time : "", s->time ? why : "is not set");
   if (!s->mem || (why = mem_problem(s->mem)))
