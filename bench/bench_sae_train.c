@@ -18,7 +18,9 @@
  *   torch         the dense TopK step of bench/reference/sae_step_torch.py
  *                 (f32 and bf16 autocast, same shapes and threads) when
  *                 /usr/bin/python3 has torch; else "torch unavailable"
- * Every figure is the median of RUNS timed steps after one warm-up step.
+ * Every figure is given as best (fastest of RUNS timed runs after one warm-up)
+ * and median; ratios are median over median (and best over best for the
+ * GEMM's share of peak).
  *
  * ./build/bench_sae_train [RUNS [THREADS [BATCH]]] (defaults 3, all cores, 4096).
  */
@@ -50,9 +52,14 @@ static int cmp_d(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-static double median(double *v, int n) {
+/* Best (min) and median of n timings, in seconds. */
+typedef struct {
+  double best, med;
+} timing;
+
+static timing summarise(double *v, int n) {
   qsort(v, (size_t)n, sizeof *v, cmp_d);
-  return v[n / 2];
+  return (timing){v[0], v[n / 2]};
 }
 
 static void die(const char *what) {
@@ -60,8 +67,8 @@ static void die(const char *what) {
   exit(1);
 }
 
-/* Median seconds per training step. */
-static double time_steps(sae_arch arch, int64_t batch, int runs, int auxk, int bf16) {
+/* Seconds per training step. */
+static timing time_steps(sae_arch arch, int64_t batch, int runs, int auxk, int bf16) {
   sae_synth_cfg sc = {.d = D, .n_features = 4 * N, .active = 32, .amp_lo = 0.5f, .amp_hi = 2.0f,
                       .noise = 0.05f, .offset = 1.0f, .seed = 1};
   sae_source *src;
@@ -81,11 +88,11 @@ static double time_steps(sae_arch arch, int64_t batch, int runs, int auxk, int b
   }
   sae_trainer_free(t);
   sae_source_free(src);
-  return median(ts, runs);
+  return summarise(ts, runs);
 }
 
-/* Median seconds of the encoder over a batch, f32 (g == NULL) or bf16. */
-static double time_encoder(const float *x, const float *W, const float *b, int64_t batch,
+/* Seconds of the encoder over a batch, f32 (g == NULL) or bf16. */
+static timing time_encoder(const float *x, const float *W, const float *b, int64_t batch,
                            int runs, sc_gemm *g) {
   int64_t T = sae_tile_rows(N);
   float *h = malloc((size_t)(T * N) * sizeof *h);
@@ -105,10 +112,11 @@ static double time_encoder(const float *x, const float *W, const float *b, int64
     if (r > 0) ts[r - 1] = sc_time_now() - t0;
   }
   free(h), free(wb);
-  return median(ts, runs);
+  return summarise(ts, runs);
 }
 
-static double sgemm_peak(int runs) {
+/* GFLOP/s of the square sgemm, best and median. */
+static timing sgemm_peak(int runs) {
   size_t e = (size_t)PEAK_DIM * PEAK_DIM;
   float *a = malloc(e * 4), *b = malloc(e * 4), *c = malloc(e * 4);
   for (size_t i = 0; i < e; i++) a[i] = (float)(i % 7) * 0.1f, b[i] = (float)(i % 5) * 0.1f;
@@ -119,17 +127,22 @@ static double sgemm_peak(int runs) {
     if (r > 0) ts[r - 1] = sc_time_now() - t0;
   }
   free(a), free(b), free(c);
-  return 2.0 * PEAK_DIM * PEAK_DIM * (double)PEAK_DIM / median(ts, runs) / 1e9;
+  timing t = summarise(ts, runs);
+  double flop = 2.0 * PEAK_DIM * PEAK_DIM * (double)PEAK_DIM;
+  return (timing){flop / t.best / 1e9, flop / t.med / 1e9};
 }
 
-static void run_torch(int threads, int64_t batch) {
+/* ours_*: saecap's median tokens/s, for the script's same-run ratio. */
+static void run_torch(int threads, int64_t batch, int runs, double ours_f32, double ours_bf16) {
   if (system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) {
     printf("torch        unavailable (/usr/bin/python3 has no torch; scripts/install-deps.sh --bench)\n");
     return;
   }
   char cmd[512];
-  snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s --d %d --n %d --k %d --batch %lld --threads %d",
-           TORCH_SCRIPT, D, N, K, (long long)batch, threads);
+  snprintf(cmd, sizeof cmd,
+           "/usr/bin/python3 %s --d %d --n %d --k %d --batch %lld --threads %d --runs %d"
+           " --ours-f32 %.1f --ours-bf16 %.1f",
+           TORCH_SCRIPT, D, N, K, (long long)batch, threads, runs, ours_f32, ours_bf16);
   fflush(stdout);
   if (system(cmd) != 0) printf("torch        the script failed\n");
 }
@@ -141,37 +154,46 @@ int main(int argc, char **argv) {
   if (runs < 1 || runs > 60 || batch < 1) return fprintf(stderr, "usage: bench_sae_train [RUNS [THREADS [BATCH]]]\n"), 2;
   sc_kernels_set_threads(threads);
   threads = sc_kernels_threads();
-  printf("sae train: d %d, n %d, k %d, batch %lld, threads %d, median of %d\nblas: %s\n", D, N, K,
-         (long long)batch, threads, runs, sc_blas_describe());
+  printf("sae train: d %d, n %d, k %d, batch %lld, threads %d, best and median of %d\nblas: %s\n",
+         D, N, K, (long long)batch, threads, runs, sc_blas_describe());
   double flop = 2.0 * (double)batch * D * N;
-  double peak = sgemm_peak(runs);
+  timing peak = sgemm_peak(runs);
   float *x = malloc((size_t)batch * D * 4), *W = malloc((size_t)N * D * 4), *b = calloc(N, 4);
   for (int64_t i = 0; i < batch * D; i++) x[i] = (float)((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
   for (int64_t i = 0; i < (int64_t)N * D; i++) W[i] = (float)((i * 40503u) % 997) * 1e-4f - 0.05f;
-  double enc = time_encoder(x, W, b, batch, runs, NULL);
+  timing enc = time_encoder(x, W, b, batch, runs, NULL);
   sc_gemm *g = NULL;
-  double enc_bf = 0;
+  timing enc_bf = {0, 0};
   if (sc_gemm_create(&g, SC_GEMM_BACKEND_AUTO, threads) == 0) enc_bf = time_encoder(x, W, b, batch, runs, g);
   free(x), free(W), free(b);
-  printf("sgemm-peak   %8.1f GFLOP/s (%dx%dx%d)\n", peak, PEAK_DIM, PEAK_DIM, PEAK_DIM);
-  printf("enc-f32      %8.1f GFLOP/s  %.0f%% of sgemm peak\n", flop / enc / 1e9, 100.0 * flop / enc / 1e9 / peak);
-  double step_topk = time_steps(SAE_ARCH_TOPK, batch, runs, 0, 0);
-  printf("train-f32    topk %8.0f tokens/s (%.2f s/step, encoder GEMM %.0f%% of it)\n",
-         (double)batch / step_topk, step_topk, 100.0 * enc / step_topk);
+  printf("sgemm-peak   best %8.1f median %8.1f GFLOP/s (%dx%dx%d)\n", peak.best, peak.med, PEAK_DIM,
+         PEAK_DIM, PEAK_DIM);
+  printf("enc-f32      best %8.1f median %8.1f GFLOP/s  %.0f%% (best) %.0f%% (median) of sgemm peak\n",
+         flop / enc.best / 1e9, flop / enc.med / 1e9, 100.0 * flop / enc.best / 1e9 / peak.best,
+         100.0 * flop / enc.med / 1e9 / peak.med);
+  timing topk = time_steps(SAE_ARCH_TOPK, batch, runs, 0, 0);
+  printf("train-f32    topk best %8.0f median %8.0f tokens/s (median %.2f s/step, encoder GEMM %.0f%% of it)\n",
+         (double)batch / topk.best, (double)batch / topk.med, topk.med, 100.0 * enc.med / topk.med);
   fflush(stdout);
-  double step_btk = time_steps(SAE_ARCH_BATCHTOPK, batch, runs, 0, 0);
-  double step_aux = time_steps(SAE_ARCH_TOPK, batch, runs, 1, 0);
-  printf("train-f32    batchtopk %8.0f tokens/s   topk+AuxK(all dead, k_aux %d) %8.0f tokens/s\n",
-         (double)batch / step_btk, D / 2, (double)batch / step_aux);
+  timing btk = time_steps(SAE_ARCH_BATCHTOPK, batch, runs, 0, 0);
+  printf("train-f32    batchtopk best %8.0f median %8.0f tokens/s\n", (double)batch / btk.best,
+         (double)batch / btk.med);
+  fflush(stdout);
+  timing aux = time_steps(SAE_ARCH_TOPK, batch, runs, 1, 0);
+  printf("train-f32    topk+AuxK(all dead, k_aux %d) best %8.0f median %8.0f tokens/s\n", D / 2,
+         (double)batch / aux.best, (double)batch / aux.med);
+  double ours_bf = 0.0;
   if (g) {
-    printf("enc-bf16     %8.1f GFLOP/s  [%s]\n", flop / enc_bf / 1e9, sc_gemm_describe(g));
+    printf("enc-bf16     best %8.1f median %8.1f GFLOP/s  [%s]\n", flop / enc_bf.best / 1e9,
+           flop / enc_bf.med / 1e9, sc_gemm_describe(g));
     fflush(stdout);
-    double step_bf = time_steps(SAE_ARCH_TOPK, batch, runs, 0, 1);
-    printf("train-bf16   topk %8.0f tokens/s (%.2f s/step; bf16 encoder GEMM, f32 master weights)"
-           "   vs train-f32 %.2fx\n",
-           (double)batch / step_bf, step_bf, step_topk / step_bf);
+    timing bf = time_steps(SAE_ARCH_TOPK, batch, runs, 0, 1);
+    ours_bf = (double)batch / bf.med;
+    printf("train-bf16   topk best %8.0f median %8.0f tokens/s (median %.2f s/step; bf16 encoder GEMM,"
+           " f32 master weights)   vs train-f32 %.2fx\n",
+           (double)batch / bf.best, ours_bf, bf.med, topk.med / bf.med);
   }
   sc_gemm_free(g);
-  run_torch(threads, batch);
+  run_torch(threads, batch, runs, (double)batch / topk.med, ours_bf);
   return 0;
 }

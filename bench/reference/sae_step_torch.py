@@ -3,9 +3,12 @@
 step as the Python anchors run it (research/sae_anchors.md §1.2, §2.2): encoder GEMM, top-k,
 scatter into a dense [B, n] latent matrix, dense decoder, MSE loss, autograd backward through
 everything (10·d·n FLOPs per token), Adam step. f32, then bf16 autocast. Prints one line per
-precision with tokens/s (median of --runs steps after one warm-up).
+precision with tokens/s, best and median of --runs steps after one warm-up, and, when
+--ours-f32/--ours-bf16 give saecap's median tokens/s of the same run, the ratio saecap/torch
+(median over median).
 
   sae_step_torch.py --d 2560 --n 16384 --k 64 --batch 4096 --threads 2 [--runs 3]
+                    [--ours-f32 TOK_S] [--ours-bf16 TOK_S]
 """
 import argparse
 import statistics
@@ -41,20 +44,28 @@ def bench(a, autocast):
         step_fn(params, opt, x, a.k, autocast)
         if r:
             times.append(time.perf_counter() - t0)
-    return a.batch / statistics.median(times)
+    return a.batch / min(times), a.batch / statistics.median(times)
 
 
 def main():
     p = argparse.ArgumentParser()
     for name, val in (("d", 2560), ("n", 16384), ("k", 64), ("batch", 4096), ("threads", 0), ("runs", 3)):
         p.add_argument("--" + name, type=int, default=val)
+    p.add_argument("--ours-f32", type=float, default=0.0)
+    p.add_argument("--ours-bf16", type=float, default=0.0)
     a = p.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
-    print(f"torch-f32    topk {bench(a, False):8.0f} tokens/s (dense step, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads)", flush=True)
-    print(f"torch-bf16   topk {bench(a, True):8.0f} tokens/s (bf16 autocast)", flush=True)
 
+    def ratio(ours, med):
+        return f"   saecap/torch {ours / med:.2f}x (median/median)" if ours > 0 else ""
+
+    best, med = bench(a, False)
+    print(f"torch-f32    topk best {best:8.0f} median {med:8.0f} tokens/s (dense step, torch "
+          f"{torch.__version__}, {torch.get_num_threads()} threads){ratio(a.ours_f32, med)}", flush=True)
+    best, med = bench(a, True)
+    print(f"torch-bf16   topk best {best:8.0f} median {med:8.0f} tokens/s (bf16 autocast)"
+          f"{ratio(a.ours_bf16, med)}", flush=True)
 
 if __name__ == "__main__":
     main()

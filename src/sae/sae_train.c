@@ -87,26 +87,54 @@ typedef struct lg_work {
   int m, ka;
   int own_xc;
   int fresh_dec, fresh_enc; /* the W_dec / W_enc gradient not yet written this call */
+  int kept;                 /* xc, h, diff, adiff belong to an lg_keep */
 } lg_work;
 
+/* The batch-sized buffers of sae_loss_grad kept by a trainer across steps:
+ * fresh ones would cost page faults and zeroing of ~100 MB every step. */
+typedef struct {
+  float *xc, *h, *diff, *adiff;
+  int64_t B, T;
+} lg_keep;
+
+static void lg_keep_free(lg_keep *k) {
+  free(k->xc), free(k->h), free(k->diff), free(k->adiff);
+  memset(k, 0, sizeof *k);
+}
+
 static void lg_free(lg_work *w) {
-  if (w->own_xc) free(w->xc);
-  free(w->h), free(w->ci), free(w->cv), free(w->ai), free(w->av);
-  free(w->diff), free(w->adiff), free(w->dval), free(w->dz);
+  if (!w->kept) {
+    if (w->own_xc) free(w->xc);
+    free(w->h), free(w->diff), free(w->adiff);
+  }
+  free(w->ci), free(w->cv), free(w->ai), free(w->av), free(w->dval), free(w->dz);
   free(w->col_ptr), free(w->perm), free(w->row_of);
 }
 
-static int lg_alloc(lg_work *w, const sae *s, const float *x, int64_t B, int64_t T) {
+static int lg_alloc(lg_work *w, const sae *s, const float *x, int64_t B, int64_t T,
+                    lg_keep *keep) {
   int64_t d = s->cfg.d, n = s->cfg.n;
   w->own_xc = s->cfg.apply_b_dec_to_input;
-  w->xc = w->own_xc ? malloc((size_t)(B * d) * sizeof(float)) : (float *)x;
-  w->h = malloc((size_t)(T * n) * sizeof(float));
-  w->diff = malloc((size_t)(B * d) * sizeof(float));
+  if (keep) {
+    if (keep->B != B || keep->T != T) lg_keep_free(keep);
+    keep->B = B, keep->T = T;
+    if (!keep->xc) keep->xc = malloc((size_t)(B * d) * sizeof(float));
+    if (!keep->h) keep->h = malloc((size_t)(T * n) * sizeof(float));
+    if (!keep->diff) keep->diff = malloc((size_t)(B * d) * sizeof(float));
+    if (w->ka > 0 && !keep->adiff) keep->adiff = malloc((size_t)(B * d) * sizeof(float));
+    w->kept = 1;
+    w->xc = w->own_xc ? keep->xc : (float *)x;
+    w->h = keep->h, w->diff = keep->diff, w->adiff = w->ka > 0 ? keep->adiff : NULL;
+  } else {
+    w->xc = w->own_xc ? malloc((size_t)(B * d) * sizeof(float)) : (float *)x;
+    w->h = malloc((size_t)(T * n) * sizeof(float));
+    w->diff = malloc((size_t)(B * d) * sizeof(float));
+    w->adiff = w->ka > 0 ? malloc((size_t)(B * d) * sizeof(float)) : NULL;
+  }
   w->col_ptr = malloc((size_t)(n + 1) * sizeof(int64_t));
   size_t cm = (size_t)(B * (w->m > 0 ? w->m : 1)), ca = (size_t)(B * (w->ka > 0 ? w->ka : 1));
   w->ci = malloc(cm * sizeof(int32_t)), w->cv = malloc(cm * sizeof(float));
   w->ai = malloc(ca * sizeof(int32_t)), w->av = malloc(ca * sizeof(float));
-  w->adiff = w->ka > 0 ? malloc((size_t)(B * d) * sizeof(float)) : NULL;
   if (!w->xc || !w->h || !w->diff || !w->col_ptr || !w->ci || !w->cv || !w->ai || !w->av ||
       (w->ka > 0 && !w->adiff))
     return sc_error_setc(SC_ERR_NOMEM, "train: out of memory for a batch of %lld rows", (long long)B);
@@ -307,8 +335,8 @@ static int aux_terms(const sae *s, sae *g, const sae_codes *aux, lg_work *w, dou
   return rc;
 }
 
-int sae_loss_grad(const sae *s, const sae_loss_cfg *lc, const float *x, int64_t B, sae *grads,
-                  sae_loss *out, sae_codes *codes_out) {
+static int loss_grad(const sae *s, const sae_loss_cfg *lc, const float *x, int64_t B, sae *grads,
+                     sae_loss *out, sae_codes *codes_out, lg_keep *keep) {
   int64_t n = s->cfg.n, d = s->cfg.d, T = sae_tile_rows(n);
   if (s->cfg.arch == SAE_ARCH_JUMPRELU)
     return sc_error_setc(SC_ERR_ARG, "train: jumprelu training is not implemented (train batchtopk)");
@@ -327,7 +355,7 @@ int sae_loss_grad(const sae *s, const sae_loss_cfg *lc, const float *x, int64_t 
   if (rc) return rc;
   rc = sae_codes_init(&aux);
   c->rows = 0, c->row_ptr[0] = 0;
-  if (!rc) rc = lg_alloc(&w, s, x, B, T);
+  if (!rc) rc = lg_alloc(&w, s, x, B, T, keep);
   if (!rc) rc = lg_forward(s, lc, B, T, &w, c, &aux);
   int64_t nnz = rc ? 0 : c->row_ptr[c->rows];
   if (!rc) w.dval = malloc((size_t)(nnz ? nnz : 1) * sizeof(float));
@@ -366,6 +394,11 @@ int sae_loss_grad(const sae *s, const sae_loss_cfg *lc, const float *x, int64_t 
   return rc;
 }
 
+int sae_loss_grad(const sae *s, const sae_loss_cfg *lc, const float *x, int64_t B, sae *grads,
+                  sae_loss *out, sae_codes *codes_out) {
+  return loss_grad(s, lc, x, B, grads, out, codes_out, NULL);
+}
+
 /* ==== Trainer ==== */
 
 struct sae_trainer {
@@ -384,6 +417,7 @@ struct sae_trainer {
   uint8_t *dead;          /* (n) scratch mask */
   float *x;               /* (batch, d) scratch */
   double *rowsq;          /* (2n) per-row squared gradient norms, scratch */
+  lg_keep keep;           /* loss_grad's batch buffers */
   sae_codes codes;
   sc_gemm *gemm;          /* bf16_encoder: the GEMM context */
   uint16_t *W_enc_bf16;   /* bf16_encoder: (n, d) copy rounded each step */
@@ -393,6 +427,7 @@ void sae_trainer_free(sae_trainer *t) {
   if (!t) return;
   sae_free(t->model), sae_free(t->grad), sae_free(t->m), sae_free(t->v);
   free(t->since_fired), free(t->fire_count), free(t->dead), free(t->x), free(t->rowsq);
+  lg_keep_free(&t->keep);
   sae_codes_release(&t->codes);
   sc_gemm_free(t->gemm);
   free(t->W_enc_bf16);
@@ -668,7 +703,7 @@ int sae_trainer_step(sae_trainer *t, sae_loss *stats) {
   double warm = c->l1_warmup_steps > 0 ? (double)(t->step + 1) / (double)c->l1_warmup_steps : 1.0;
   lc.l1_coeff = c->l1_coeff * (warm < 1.0 ? warm : 1.0);
   sae_loss loss;
-  rc = sae_loss_grad(t->model, &lc, t->x, B, t->grad, &loss, &t->codes);
+  rc = loss_grad(t->model, &lc, t->x, B, t->grad, &loss, &t->codes, &t->keep);
   if (rc) return rc;
   update_dead(t, B);
   float gs = project_and_clip(t);
