@@ -243,7 +243,7 @@ void sae_csc_build(int64_t *col_ptr, int64_t *perm, int32_t *row_of, const sae_c
 
 void sae_scatter_rows(float *dW, const int64_t *col_ptr, const int64_t *perm,
                       const int32_t *row_of, const float *coef, const float *r, int64_t n,
-                      int64_t d, int overwrite) {
+                      int64_t d, int overwrite, const float *proj, double *rowsq) {
 #pragma omp parallel for schedule(dynamic, 64) SAE_PAR(col_ptr[n] * d + n)
   for (int64_t i = 0; i < n; i++) {
     float *w = dW + i * d;
@@ -254,7 +254,19 @@ void sae_scatter_rows(float *dW, const int64_t *col_ptr, const int64_t *perm,
       float a = coef[e];
       for (int64_t j = 0; j < d; j++) w[j] += a * x[j];
     }
+    if (rowsq) rowsq[i] = sae_row_project_sq(w, proj ? proj + i * d : NULL, d);
   }
+}
+
+double sae_row_project_sq(float *g, const float *w, int64_t d) {
+  if (w) {
+    double dot = 0.0;
+    for (int64_t j = 0; j < d; j++) dot += (double)g[j] * w[j];
+    for (int64_t j = 0; j < d; j++) g[j] -= (float)dot * w[j];
+  }
+  double a = 0.0;
+  for (int64_t j = 0; j < d; j++) a += (double)g[j] * g[j];
+  return a;
 }
 
 void sae_sum_latents(float *out, const int64_t *col_ptr, const int64_t *perm, const float *coef,

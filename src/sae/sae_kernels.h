@@ -79,10 +79,17 @@ void sae_csc_build(int64_t *col_ptr, int64_t *perm, int32_t *row_of, const sae_c
 
 /* dW [n, d] += Σ_e coef[e] · r[row_of[e]] over each latent's entries
  * (r [rows, d]); deterministic for any thread count. overwrite: dW is zeroed
- * first, row by row in the same threaded pass (no separate memset). */
+ * first, row by row in the same threaded pass (no separate memset). When
+ * rowsq is given (the last write to dW), each finished row, still in cache,
+ * goes through sae_row_project_sq with proj's row (proj may be NULL) and
+ * rowsq[i] gets the result. */
 void sae_scatter_rows(float *dW, const int64_t *col_ptr, const int64_t *perm,
                       const int32_t *row_of, const float *coef, const float *r, int64_t n,
-                      int64_t d, int overwrite);
+                      int64_t d, int overwrite, const float *proj, double *rowsq);
+
+/* When w is given, removes from g [d] its component along the unit row w;
+ * returns ‖g‖² (f64) after. */
+double sae_row_project_sq(float *g, const float *w, int64_t d);
 
 /* out[i] += Σ over latent i's entries of coef[e] (f64 sums, fixed order). */
 void sae_sum_latents(float *out, const int64_t *col_ptr, const int64_t *perm, const float *coef,

@@ -95,11 +95,18 @@ typedef struct lg_work {
 typedef struct {
   float *xc, *h, *diff, *adiff;
   int64_t B, T;
+  /* Set by the trainer: the final scatter also projects the decoder-gradient
+   * rows off proj (when not NULL) and leaves the squared norms of the W_enc
+   * and W_dec gradient rows in rowsq [2n]; rows_done tells it happened. */
+  const float *proj;
+  double *rowsq;
+  int rows_done;
 } lg_keep;
 
 static void lg_keep_free(lg_keep *k) {
   free(k->xc), free(k->h), free(k->diff), free(k->adiff);
-  memset(k, 0, sizeof *k);
+  k->xc = k->h = k->diff = k->adiff = NULL;
+  k->B = k->T = 0;
 }
 
 static void lg_free(lg_work *w) {
@@ -238,10 +245,17 @@ static int csc_prepare(const sae_codes *c, lg_work *w, int64_t n) {
 
 /* Weight gradients of one set of entries (CSC prepared): coef_dec on W_dec
  * rows with r_dec, coef_enc on W_enc rows (with the encoder input) and b_enc. */
+/* keep: the last scatter of a trainer step (see lg_keep), else NULL. */
 static void entry_scatter(sae *g, const float *coef_dec, const float *r_dec,
-                          const float *coef_enc, lg_work *w, int64_t n, int64_t d) {
-  sae_scatter_rows(g->W_dec, w->col_ptr, w->perm, w->row_of, coef_dec, r_dec, n, d, w->fresh_dec);
-  sae_scatter_rows(g->W_enc, w->col_ptr, w->perm, w->row_of, coef_enc, w->xc, n, d, w->fresh_enc);
+                          const float *coef_enc, lg_work *w, int64_t n, int64_t d,
+                          lg_keep *keep) {
+  double *rq = keep ? keep->rowsq : NULL;
+  const float *proj = keep ? keep->proj : NULL;
+  sae_scatter_rows(g->W_dec, w->col_ptr, w->perm, w->row_of, coef_dec, r_dec, n, d, w->fresh_dec,
+                   proj, rq ? rq + n : NULL);
+  sae_scatter_rows(g->W_enc, w->col_ptr, w->perm, w->row_of, coef_enc, w->xc, n, d, w->fresh_enc,
+                   NULL, rq);
+  if (rq) keep->rows_done = 1;
   w->fresh_dec = w->fresh_enc = 0;
   sae_sum_latents(g->b_enc, w->col_ptr, w->perm, coef_enc, n);
 }
@@ -331,7 +345,7 @@ static int aux_terms(const sae *s, sae *g, const sae_codes *aux, lg_work *w, dou
   if (!w->dz) return sc_error_setc(SC_ERR_NOMEM, "train: out of memory");
   sae_entry_dots(w->dz, aux, s->W_dec, w->adiff, d);
   rc = csc_prepare(aux, w, n);
-  if (!rc) entry_scatter(g, aux->val, w->adiff, w->dz, w, n, d);
+  if (!rc) entry_scatter(g, aux->val, w->adiff, w->dz, w, n, d, NULL);
   return rc;
 }
 
@@ -355,6 +369,7 @@ static int loss_grad(const sae *s, const sae_loss_cfg *lc, const float *x, int64
   if (rc) return rc;
   rc = sae_codes_init(&aux);
   c->rows = 0, c->row_ptr[0] = 0;
+  if (keep) keep->rows_done = 0;
   if (!rc) rc = lg_alloc(&w, s, x, B, T, keep);
   if (!rc) rc = lg_forward(s, lc, B, T, &w, c, &aux);
   int64_t nnz = rc ? 0 : c->row_ptr[c->rows];
@@ -384,7 +399,7 @@ static int loss_grad(const sae *s, const sae_loss_cfg *lc, const float *x, int64
     rc = csc_prepare(c, &w, n);
     if (!rc && s->cfg.arch == SAE_ARCH_RELU && lc->l1_coeff > 0)
       rc = l1_terms(s, grads, c, &w, lc->l1_coeff, B, &out->l1);
-    if (!rc) entry_scatter(grads, c->val, w.diff, w.dval, &w, n, d);
+    if (!rc) entry_scatter(grads, c->val, w.diff, w.dval, &w, n, d, keep && keep->rowsq ? keep : NULL);
   }
   if (!rc) b_dec_grad(s, grads, &w, B);
   out->total = out->mse + out->l1 + out->aux;
@@ -563,23 +578,12 @@ int sae_trainer_create(sae_trainer **out, const sae_train_cfg *cfg, sae_source *
 /* The optimiser step is two threaded passes over the latent rows (each
  * 2·d floats of weights, gradients and moments): the first projects each
  * decoder-row gradient off its (unit) row and takes the squared norms of the
- * gradient rows; the second, with the clip factor known, runs Adam on the
+ * gradient rows (done by loss_grad's last scatter while each row is in
+ * cache, see lg_keep); the second, with the clip factor known, runs Adam on the
  * encoder and decoder row and renormalises the decoder row while it is in
  * cache. Per-row sums are added in row order: the same bits for any thread
  * count. */
 
-/* Removes from decoder-row gradient gw its component along the unit row w;
- * returns ‖gw‖² after. */
-static double project_row(float *gw, const float *w, int64_t d, int project) {
-  if (project) {
-    double dot = 0.0;
-    for (int64_t j = 0; j < d; j++) dot += (double)gw[j] * w[j];
-    for (int64_t j = 0; j < d; j++) gw[j] -= (float)dot * w[j];
-  }
-  double a = 0.0;
-  for (int64_t j = 0; j < d; j++) a += (double)gw[j] * gw[j];
-  return a;
-}
 
 static void renorm_row(float *w, int64_t d) {
   double a = 0.0;
@@ -643,10 +647,12 @@ static float project_and_clip(sae_trainer *t) {
   int64_t n = s->cfg.n, d = s->cfg.d;
   int project = t->cfg.unit_norm_decoder;
   double *rq = t->rowsq;
+  if (!t->keep.rows_done) { /* done by the last scatter of loss_grad, normally */
 #pragma omp parallel for schedule(static) SAE_PAR(n * d)
-  for (int64_t i = 0; i < n; i++) {
-    rq[i] = project_row(g->W_enc + i * d, NULL, d, 0);
-    rq[n + i] = project_row(g->W_dec + i * d, s->W_dec + i * d, d, project);
+    for (int64_t i = 0; i < n; i++) {
+      rq[i] = sae_row_project_sq(g->W_enc + i * d, NULL, d);
+      rq[n + i] = sae_row_project_sq(g->W_dec + i * d, project ? s->W_dec + i * d : NULL, d);
+    }
   }
   double sq = 0.0;
   for (int64_t i = 0; i < 2 * n; i++) sq += rq[i];
@@ -703,6 +709,7 @@ int sae_trainer_step(sae_trainer *t, sae_loss *stats) {
   double warm = c->l1_warmup_steps > 0 ? (double)(t->step + 1) / (double)c->l1_warmup_steps : 1.0;
   lc.l1_coeff = c->l1_coeff * (warm < 1.0 ? warm : 1.0);
   sae_loss loss;
+  t->keep.rowsq = t->rowsq, t->keep.proj = c->unit_norm_decoder ? t->model->W_dec : NULL;
   rc = loss_grad(t->model, &lc, t->x, B, t->grad, &loss, &t->codes, &t->keep);
   if (rc) return rc;
   update_dead(t, B);
