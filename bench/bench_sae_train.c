@@ -24,12 +24,21 @@
  * and median; ratios are median over median (and best over best for the
  * GEMM's share of peak).
  *
+ * Like `saecap` (cli/main.c) the bench re-executes itself with
+ * OMP_WAIT_POLICY=passive unless the variable is set, so it measures what
+ * `saecap train` runs: with libgomp's default spinning, the OpenMP threads
+ * left spinning after each top-k / sparse loop fight the OpenBLAS threads of
+ * the next encoder tile for the 2 cores (a training step measured 1.2-1.5x
+ * slower that way on a loaded machine). The PyTorch baseline runs with the
+ * variable as the caller had it. The header prints the load average.
+ *
  * ./build/bench_sae_train [RUNS [THREADS [BATCH]]] (defaults 3, all cores, 4096).
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/error.h"
 #include "base/log.h"
@@ -156,23 +165,38 @@ static void run_torch(int threads, int64_t batch, int runs, double ours_f32, dou
     return;
   }
   char cmd[512];
+  /* PyTorch gets the caller's OpenMP wait policy, not the one set for us. */
+  const char *own = getenv("SAECAP_BENCH_OWN_WAIT");
   snprintf(cmd, sizeof cmd,
-           "/usr/bin/python3 %s --d %d --n %d --k %d --batch %lld --threads %d --runs %d"
+           "%s/usr/bin/python3 %s --d %d --n %d --k %d --batch %lld --threads %d --runs %d"
            " --ours-f32 %.1f --ours-bf16 %.1f",
-           TORCH_SCRIPT, D, N, K, (long long)batch, threads, runs, ours_f32, ours_bf16);
+           own ? "env -u OMP_WAIT_POLICY " : "", TORCH_SCRIPT, D, N, K, (long long)batch, threads,
+           runs, ours_f32, ours_bf16);
   fflush(stdout);
   if (system(cmd) != 0) printf("torch        the script failed\n");
 }
 
 int main(int argc, char **argv) {
+  if (!getenv("OMP_WAIT_POLICY") && !setenv("OMP_WAIT_POLICY", "passive", 1) &&
+      !setenv("SAECAP_BENCH_OWN_WAIT", "1", 1))
+    execv("/proc/self/exe", argv); /* libgomp reads it before main; on failure carry on */
   int runs = argc > 1 ? atoi(argv[1]) : RUNS_DEFAULT;
   int threads = argc > 2 ? atoi(argv[2]) : 0;
   int64_t batch = argc > 3 ? atoll(argv[3]) : 4096;
   if (runs < 1 || runs > 60 || batch < 1) return fprintf(stderr, "usage: bench_sae_train [RUNS [THREADS [BATCH]]]\n"), 2;
   sc_kernels_set_threads(threads);
   threads = sc_kernels_threads();
-  printf("sae train: d %d, n %d, k %d, batch %lld, threads %d, best and median of %d\nblas: %s\n",
-         D, N, K, (long long)batch, threads, runs, sc_blas_describe());
+  char load[64] = "?";
+  FILE *la = fopen("/proc/loadavg", "r");
+  if (la) {
+    if (!fgets(load, sizeof load, la)) strcpy(load, "?");
+    fclose(la);
+    load[strcspn(load, "\n")] = 0;
+  }
+  printf("sae train: d %d, n %d, k %d, batch %lld, threads %d, best and median of %d\n"
+         "blas: %s\nOMP_WAIT_POLICY %s, load average %s\n",
+         D, N, K, (long long)batch, threads, runs, sc_blas_describe(),
+         getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "unset", load);
   double flop = 2.0 * (double)batch * D * N;
   timing peak = sgemm_peak(runs);
   float *x = malloc((size_t)batch * D * 4), *W = malloc((size_t)N * D * 4), *b = calloc(N, 4);
