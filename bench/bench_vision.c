@@ -187,26 +187,7 @@ static double layer_flop(double n) {
 }
 
 /* OpenBLAS sgemm GFLOP/s on the fc1 shape, f32 weights [N, K]. */
-static bench_stat bench_sgemm(int runs) {
-  const int M = N_PATCHES, N = FF, K = HIDDEN;
-  float *x = malloc((size_t)M * K * 4), *w = malloc((size_t)N * K * 4), *y = malloc((size_t)M * N * 4);
-  double t[MAX_RUNS];
-  if (!x || !w || !y) {
-    free(x), free(w), free(y);
-    return (bench_stat){0, 0};
-  }
-  for (size_t i = 0; i < (size_t)M * K; i++) x[i] = (float)(i % 13) * 0.01f;
-  for (size_t i = 0; i < (size_t)N * K; i++) w[i] = (float)(i % 7) * 0.01f;
-  for (int r = 0; r <= runs; r++) { /* run 0 warms up */
-    double t0 = bench_now();
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x, K, w, K, 0.0f, y, N);
-    if (r) t[r - 1] = bench_now() - t0;
-  }
-  free(x), free(w), free(y);
-  bench_stat s = bench_summarize(t, runs);
-  double flop = 2.0 * M * N * K;
-  return (bench_stat){flop / s.min * 1e-9, flop / s.med * 1e-9};
-}
+static bench_stat bench_sgemm(int runs) { return bench_sgemm_peak(N_PATCHES, FF, HIDDEN, runs); }
 
 typedef struct bench_ctx {
   st_checkpoint *ck;
