@@ -20,6 +20,7 @@
 #include "base/rng.h"
 #include "tensor/dtype.h"
 #include "tensor/gemm.h"
+#include "tensor/sgemm.h"
 #include "tu.h"
 
 /* f32 accumulation of K products: the error of each output, relative to
@@ -187,7 +188,7 @@ static void test_widen_describe(void **state) {
   run_case(g, 1, 16, 64, 0, 0, 1);
   assert_non_null(strstr(sc_gemm_describe(g), "impl=gemv"));
   run_case(g, SC_GEMM_SMALL_M, 16, 64, 0, 0, 1);
-  assert_non_null(strstr(sc_gemm_describe(g), "impl=panel-sgemm"));
+  assert_non_null(strstr(sc_gemm_describe(g), sc_sg_available() ? "impl=sg-avx2" : "impl=panel-sgemm"));
   assert_non_null(strstr(sc_gemm_describe(g), "widen oneDNN "));
   sc_gemm_free(g);
 }

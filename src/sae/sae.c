@@ -144,7 +144,7 @@ void sae_codes_release(sae_codes *c) {
 /* ==== Encode / decode ==== */
 
 int64_t sae_tile_rows(int64_t n) {
-  int64_t t = ((int64_t)4 << 20) / n;
+  int64_t t = ((int64_t)32 << 20) / n;
   return t < 1 ? 1 : t;
 }
 

@@ -1,6 +1,7 @@
 /* sae_kernels.c: sparse CPU kernels for SAEs (see sae_kernels.h). */
 #include "sae/sae_kernels.h"
 
+#include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,21 +46,53 @@ static void heap_sift_down(float *hv, int32_t *hi, int k, int p) {
   }
 }
 
+/* Offers row[i] to the full heap. */
+static inline void heap_offer(float *hv, int32_t *hi, int k, float v, int64_t i) {
+  if (ranks_below(hv[0], hi[0], v, (int32_t)i)) {
+    hv[0] = v, hi[0] = (int32_t)i;
+    heap_sift_down(hv, hi, k, 0);
+  }
+}
+
+/* The rest of an unmasked row once the heap is full, from index i: blocks of
+ * 8 values none of which beats the heap's root are skipped with one
+ * compare (a later index never wins a tie, so "beats" is "greater than");
+ * the others are offered one by one as in the scalar loop. Returns where it
+ * stopped (the last < 8 values are left). */
+__attribute__((target("avx2"))) static int64_t topk_scan_avx2(float *hv, int32_t *hi, int k,
+                                                              const float *row, int64_t i,
+                                                              int64_t n) {
+  for (; i + 8 <= n; i += 8) {
+    unsigned bits = (unsigned)_mm256_movemask_ps(
+        _mm256_cmp_ps(_mm256_loadu_ps(row + i), _mm256_set1_ps(hv[0]), _CMP_GT_OQ));
+    for (; bits; bits &= bits - 1) {
+      int b = __builtin_ctz(bits);
+      heap_offer(hv, hi, k, row[i + b], i + b);
+    }
+  }
+  return i;
+}
+
 /* Selects the k best of row (restricted to mask when given) into a min-heap,
  * then sorts it descending in place. Returns how many were found. */
 static int topk_one(int32_t *hi, float *hv, const float *row, const uint8_t *mask, int64_t n,
                     int k) {
+  static int avx2 = -1;
+  if (avx2 < 0) avx2 = __builtin_cpu_supports("avx2");
   int cnt = 0;
   for (int64_t i = 0; i < n; i++) {
+    if (cnt == k && !mask && avx2) {
+      i = topk_scan_avx2(hv, hi, k, row, i, n);
+      if (i >= n) break;
+    }
     if (mask && !mask[i]) continue;
     float v = row[i];
     if (cnt < k) {
       hv[cnt] = v, hi[cnt] = (int32_t)i, cnt++;
       if (cnt == k)
         for (int p = k / 2 - 1; p >= 0; p--) heap_sift_down(hv, hi, k, p);
-    } else if (ranks_below(hv[0], hi[0], v, (int32_t)i)) {
-      hv[0] = v, hi[0] = (int32_t)i;
-      heap_sift_down(hv, hi, k, 0);
+    } else {
+      heap_offer(hv, hi, k, v, i);
     }
   }
   if (cnt < k)
@@ -196,6 +229,61 @@ void sae_entry_dots(float *out, const sae_codes *c, const float *W, const float 
   }
 }
 
+/* y[j] += Σ_e coef[e] · rows[e][j] over e = 0..cnt−1 in order, for every j:
+ * each y[j] gets the same additions in the same order as the plain loop
+ * nest (multiply, then add; never fused), so both paths give the same bits.
+ * The AVX2 path adds four rows per pass over y, so y is loaded and stored
+ * once per four rows instead of once per row. */
+__attribute__((target("avx2"))) static void axpy_rows_avx2(float *y, const float *const *rows,
+                                                           const float *coef, int cnt, int64_t d) {
+  int e = 0;
+  for (; e + 4 <= cnt; e += 4) {
+    const float *r0 = rows[e], *r1 = rows[e + 1], *r2 = rows[e + 2], *r3 = rows[e + 3];
+    __m256 a0 = _mm256_set1_ps(coef[e]), a1 = _mm256_set1_ps(coef[e + 1]);
+    __m256 a2 = _mm256_set1_ps(coef[e + 2]), a3 = _mm256_set1_ps(coef[e + 3]);
+    int64_t j = 0;
+    for (; j + 8 <= d; j += 8) {
+      __m256 v = _mm256_loadu_ps(y + j);
+      v = _mm256_add_ps(v, _mm256_mul_ps(a0, _mm256_loadu_ps(r0 + j)));
+      v = _mm256_add_ps(v, _mm256_mul_ps(a1, _mm256_loadu_ps(r1 + j)));
+      v = _mm256_add_ps(v, _mm256_mul_ps(a2, _mm256_loadu_ps(r2 + j)));
+      v = _mm256_add_ps(v, _mm256_mul_ps(a3, _mm256_loadu_ps(r3 + j)));
+      _mm256_storeu_ps(y + j, v);
+    }
+    for (; j < d; j++) {
+      float v = y[j];
+      v += coef[e] * r0[j];
+      v += coef[e + 1] * r1[j];
+      v += coef[e + 2] * r2[j];
+      v += coef[e + 3] * r3[j];
+      y[j] = v;
+    }
+  }
+  for (; e < cnt; e++) {
+    const float *r = rows[e];
+    __m256 a = _mm256_set1_ps(coef[e]);
+    int64_t j = 0;
+    for (; j + 8 <= d; j += 8)
+      _mm256_storeu_ps(y + j, _mm256_add_ps(_mm256_loadu_ps(y + j),
+                                            _mm256_mul_ps(a, _mm256_loadu_ps(r + j))));
+    for (; j < d; j++) y[j] += coef[e] * r[j];
+  }
+}
+
+static void axpy_rows(float *y, const float *const *rows, const float *coef, int cnt, int64_t d) {
+  static int avx2 = -1;
+  if (avx2 < 0) avx2 = __builtin_cpu_supports("avx2");
+  if (avx2) {
+    axpy_rows_avx2(y, rows, coef, cnt, d);
+    return;
+  }
+  for (int e = 0; e < cnt; e++)
+    for (int64_t j = 0; j < d; j++) y[j] += coef[e] * rows[e][j];
+}
+
+/* Rows handed to axpy_rows at a time. */
+#define AXPY_BATCH 16
+
 void sae_decode_residual_dots(float *diff, double *rowsq, float *dval, const sae_codes *c,
                               const float *W_dec, const float *b_dec, const float *x, float gs,
                               int64_t d) {
@@ -205,10 +293,11 @@ void sae_decode_residual_dots(float *diff, double *rowsq, float *dval, const sae
     const float *xr = x + r * d;
     if (b_dec) memcpy(y, b_dec, (size_t)d * sizeof *y);
     else memset(y, 0, (size_t)d * sizeof *y);
-    for (int64_t e = c->row_ptr[r]; e < c->row_ptr[r + 1]; e++) {
-      const float *w = W_dec + (int64_t)c->idx[e] * d;
-      float a = c->val[e];
-      for (int64_t j = 0; j < d; j++) y[j] += a * w[j];
+    for (int64_t e0 = c->row_ptr[r]; e0 < c->row_ptr[r + 1]; e0 += AXPY_BATCH) {
+      int cnt = (int)(c->row_ptr[r + 1] - e0 < AXPY_BATCH ? c->row_ptr[r + 1] - e0 : AXPY_BATCH);
+      const float *rows[AXPY_BATCH];
+      for (int t = 0; t < cnt; t++) rows[t] = W_dec + (int64_t)c->idx[e0 + t] * d;
+      axpy_rows(y, rows, c->val + e0, cnt, d);
     }
     double q = 0.0;
     for (int64_t j = 0; j < d; j++) {
@@ -248,11 +337,15 @@ void sae_scatter_rows(float *dW, const int64_t *col_ptr, const int64_t *perm,
   for (int64_t i = 0; i < n; i++) {
     float *w = dW + i * d;
     if (overwrite) memset(w, 0, (size_t)d * sizeof *w);
-    for (int64_t p = col_ptr[i]; p < col_ptr[i + 1]; p++) {
-      int64_t e = perm[p];
-      const float *x = r + (int64_t)row_of[e] * d;
-      float a = coef[e];
-      for (int64_t j = 0; j < d; j++) w[j] += a * x[j];
+    for (int64_t p0 = col_ptr[i]; p0 < col_ptr[i + 1]; p0 += AXPY_BATCH) {
+      int cnt = (int)(col_ptr[i + 1] - p0 < AXPY_BATCH ? col_ptr[i + 1] - p0 : AXPY_BATCH);
+      const float *rows[AXPY_BATCH];
+      float a[AXPY_BATCH];
+      for (int t = 0; t < cnt; t++) {
+        int64_t e = perm[p0 + t];
+        rows[t] = r + (int64_t)row_of[e] * d, a[t] = coef[e];
+      }
+      axpy_rows(w, rows, a, cnt, d);
     }
     if (rowsq) rowsq[i] = sae_row_project_sq(w, proj ? proj + i * d : NULL, d);
   }

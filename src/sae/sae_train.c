@@ -3,6 +3,7 @@
 #include "sae/sae_train.h"
 
 #include <inttypes.h>
+#include <immintrin.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -597,10 +598,40 @@ typedef struct {
   float b1, b2, c1, c2, lr, eps, gs; /* gs: gradient scale (the clip factor, else 1) */
 } adam_k;
 
+/* Adam on 8 values at a time: the scalar loop's operations in its order
+ * (multiplies and adds never fused, IEEE sqrt and divide), so both give the
+ * same bits; the scalar loop's sqrtf and divide were ~3x slower than
+ * memory. Returns how many values it did (a multiple of 8). */
+__attribute__((target("avx2"))) static int64_t adam_span_avx2(float *restrict p,
+                                                              const float *restrict g,
+                                                              float *restrict m,
+                                                              float *restrict v, int64_t len,
+                                                              const adam_k *k) {
+  const __m256 b1 = _mm256_set1_ps(k->b1), b2 = _mm256_set1_ps(k->b2);
+  const __m256 o1 = _mm256_set1_ps(1.0f - k->b1), o2 = _mm256_set1_ps(1.0f - k->b2);
+  const __m256 c1 = _mm256_set1_ps(k->c1), c2 = _mm256_set1_ps(k->c2), lr = _mm256_set1_ps(k->lr);
+  const __m256 eps = _mm256_set1_ps(k->eps), gs = _mm256_set1_ps(k->gs);
+  int64_t i = 0;
+  for (; i + 8 <= len; i += 8) {
+    __m256 gi = _mm256_mul_ps(_mm256_loadu_ps(g + i), gs);
+    __m256 mi = _mm256_add_ps(_mm256_mul_ps(b1, _mm256_loadu_ps(m + i)), _mm256_mul_ps(o1, gi));
+    __m256 vi = _mm256_add_ps(_mm256_mul_ps(b2, _mm256_loadu_ps(v + i)),
+                              _mm256_mul_ps(_mm256_mul_ps(o2, gi), gi));
+    _mm256_storeu_ps(m + i, mi);
+    _mm256_storeu_ps(v + i, vi);
+    __m256 num = _mm256_mul_ps(lr, _mm256_mul_ps(mi, c1));
+    __m256 den = _mm256_add_ps(_mm256_sqrt_ps(_mm256_mul_ps(vi, c2)), eps);
+    _mm256_storeu_ps(p + i, _mm256_sub_ps(_mm256_loadu_ps(p + i), _mm256_div_ps(num, den)));
+  }
+  return i;
+}
+
 static void adam_span(float *restrict p, const float *restrict g, float *restrict m,
                       float *restrict v, int64_t len, const adam_k *k) {
   const float b1 = k->b1, b2 = k->b2, c1 = k->c1, c2 = k->c2, lr = k->lr, eps = k->eps, gs = k->gs;
-  for (int64_t i = 0; i < len; i++) {
+  static int avx2 = -1;
+  if (avx2 < 0) avx2 = __builtin_cpu_supports("avx2");
+  for (int64_t i = avx2 ? adam_span_avx2(p, g, m, v, len, k) : 0; i < len; i++) {
     float gi = g[i] * gs;
     m[i] = b1 * m[i] + (1.0f - b1) * gi;
     v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;

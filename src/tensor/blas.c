@@ -1,12 +1,26 @@
-/* blas.c: the strided f32 GEMM seam over OpenBLAS (see blas.h). */
+/* blas.c: the strided f32 GEMM seam (see blas.h): saecap's own AVX2 GEMM
+ * (sgemm.h) where it applies, OpenBLAS otherwise. */
 #include "tensor/blas.h"
 
 #include <cblas.h>
+
+#include "base/error.h"
+#include "tensor/sgemm.h"
+
+/* Fewer rows than this go to OpenBLAS: sgemm.h's kernel computes 6 rows at a
+ * time and packs all of B, which a GEMV-shaped product does not repay. */
+#define SG_MIN_M 6
 
 void sc_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
               const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
               int64_t ldc) {
   if (M <= 0 || N <= 0) return;
+  if (!trans_a && alpha == 1.0f && M >= SG_MIN_M && sc_sg_available()) {
+    int rc = sc_sg_gemm(C, ldc, A, lda, B, ldb, trans_b ? SC_SG_NK_F32 : SC_SG_KN_F32, NULL,
+                        beta, M, N, K);
+    if (rc == 0) return;
+    sc_error_clear(); /* out of memory for its scratch: OpenBLAS needs none of ours */
+  }
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
               trans_b ? CblasTrans : CblasNoTrans, (blasint)M, (blasint)N, (blasint)K, alpha, A,
               (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);

@@ -15,6 +15,7 @@
 
 #include "base/error.h"
 #include "tensor/dtype.h"
+#include "tensor/sgemm.h"
 
 /* Cached oneDNN primitives; the least recently used one is dropped beyond
  * this (a run sees about 7 weight shapes x {prefill T, decode 1}). */
@@ -444,6 +445,11 @@ static int widen_run(sc_gemm *g, float *y, const float *x, const uint16_t *w, co
     widen_gemv(g, y, g->xf, w, bias, M, N, K, accumulate);
     snprintf(g->impl, sizeof g->impl, "%s", g->avx2 ? "gemv:avx2" : "gemv:c");
     return 0;
+  }
+  if (sc_sg_available()) {
+    int rc = sc_sg_gemm(y, N, g->xf, K, w, K, SC_SG_NK_BF16, bias, accumulate ? 1.0f : 0.0f, M, N, K);
+    if (!rc) snprintf(g->impl, sizeof g->impl, "sg-avx2");
+    return rc;
   }
   int rc = widen_sgemm(g, y, g->xf, w, bias, M, N, K, accumulate);
   if (!rc) snprintf(g->impl, sizeof g->impl, "panel-sgemm");

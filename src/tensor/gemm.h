@@ -14,8 +14,10 @@
  *           oneDNN implements bf16 only on CPUs with AVX-512 (native
  *           AVX512-BF16/AMX, or emulated on AVX512-core); Debian 12's oneDNN
  *           2.6 returns "unimplemented" on an AVX2-only CPU such as Zen 3.
- *   WIDEN   W widened to f32 one panel at a time and multiplied with OpenBLAS
- *           sgemm, or for M < SC_GEMM_SMALL_M a bf16 GEMV-style kernel that
+ *   WIDEN   bf16(x) widened to f32 and multiplied with W through sgemm.h's
+ *           AVX2 GEMM, which widens W while packing it ("sg-avx2"; without
+ *           AVX2: W widened one panel at a time into OpenBLAS sgemm,
+ *           "panel-sgemm"), or for M < SC_GEMM_SMALL_M a bf16 GEMV-style kernel that
  *           reads W directly (decode is bound by the bytes of W). A product of
  *           two bf16 values is exact in f32, so this equals bf16 x bf16 with
  *           f32 accumulation up to the order of the f32 sums.

@@ -5,6 +5,7 @@
  * which costs little and keeps them close to the float64 reference.
  */
 #include "tensor/kernels.h"
+#include "tensor/sgemm.h"
 
 #include <cblas.h>
 #include <immintrin.h>
@@ -213,6 +214,10 @@ int sc_linear_gemm(float *y, const float *x, const sc_mat *w, int64_t n, sc_prec
     return sc_error_setc(SC_ERR_ARG, "GEMM of [%lld, %lld] x [%lld]: too large for BLAS",
                          (long long)n, (long long)w->cols, (long long)w->rows);
   if (p == SC_PRECISION_BF16) return linear_bf16(y, x, w, n, g);
+  if (n > LINEAR_FUSED_MAX_N && w->dtype != SC_DTYPE_F16 && sc_sg_available())
+    return sc_sg_gemm(y, w->rows, x, w->cols, w->data, w->cols,
+                      w->dtype == SC_DTYPE_BF16 ? SC_SG_NK_BF16 : SC_SG_NK_F32, NULL, 0.0f, n,
+                      w->rows, w->cols);
   if (w->dtype == SC_DTYPE_F32)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)w->rows, (int)w->cols, 1.0f,
                 x, (int)w->cols, (const float *)w->data, (int)w->cols, 0.0f, y, (int)w->rows);
@@ -381,8 +386,10 @@ size_t sc_attention_scratch(const sc_attn *a, int64_t n) {
   size_t keys = (size_t)(a->pos0 - a->past_lo + n);
   size_t loop = (size_t)sc_kernels_threads() * keys;
   if (n < ATTN_GEMM_MIN_N) return loop;
-  /* K and V of one kv head gathered contiguous, and one score block. */
-  size_t gemm = 2 * keys * (size_t)a->head_dim + (size_t)ATTN_QBLOCK * keys;
+  /* K and V of every kv head gathered in position order, and one score
+   * block per thread. */
+  size_t gemm = 2 * keys * (size_t)a->n_kv_heads * (size_t)a->head_dim +
+                (size_t)sc_kernels_threads() * (size_t)ATTN_QBLOCK * keys;
   return gemm > loop ? gemm : loop;
 }
 
@@ -465,30 +472,55 @@ static void softmax_scores(float *s, int64_t nk, int64_t lo, int64_t t, int64_t 
   }
 }
 
-/* Prompt-sized attention with sgemm: per query head and block of
- * ATTN_QBLOCK queries, S = q·kᵀ·scale over the keys the block may see,
- * the masked softmax row by row, then out = P·v. With a past, the kv head's
- * keys and values are first gathered in position order. The loops between
- * the GEMMs stay on this thread (see linear_panels). */
+/* S[rows, nk] = scale · q·kᵀ, or O[rows, hd] = P·v (kv = 1), one thread:
+ * sgemm.h's kernel where the CPU has it (the scale applied after the sums,
+ * as HF does), else OpenBLAS. */
+static void attn_product(float *c, int64_t ldc, const float *x, int64_t ldx, const float *kv,
+                         int64_t ld, int is_pv, float scale, int64_t rows, int64_t cols,
+                         int64_t depth) {
+  if (sc_sg_available() &&
+      sc_sg_gemm(c, ldc, x, ldx, kv, ld, is_pv ? SC_SG_KN_F32 : SC_SG_NK_F32, NULL, 0.0f, rows,
+                 cols, depth) == 0) {
+    if (!is_pv)
+      for (int64_t r = 0; r < rows; r++)
+        for (int64_t j = 0; j < cols; j++) c[r * ldc + j] *= scale;
+    return;
+  }
+  sc_error_clear();
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, is_pv ? CblasNoTrans : CblasTrans, (int)rows,
+              (int)cols, (int)depth, is_pv ? 1.0f : scale, x, (int)ldx, kv, (int)ld, 0.0f, c,
+              (int)ldc);
+}
+
+/* Prompt-sized attention with GEMMs: per query head and block of
+ * ATTN_QBLOCK queries (the threads share these out), S = q·kᵀ·scale over
+ * the keys the block may see, the masked softmax row by row, then out =
+ * P·v. With a past, keys and values are first gathered in position order. */
 static void attention_gemm(float *out, const float *q, const float *k, const float *v, int64_t n,
                            const sc_attn *a, float *scratch) {
   int hd = a->head_dim, heads = a->n_heads, rep = a->n_heads / a->n_kv_heads;
   int64_t past = a->pos0 - a->past_lo, keys = past + n, kvw = (int64_t)a->n_kv_heads * hd;
-  int64_t qw = (int64_t)heads * hd;
-  float *kb = scratch, *vb = kb + keys * hd, *s = vb + keys * hd;
-  for (int g = 0; g < a->n_kv_heads; g++) {
-    const float *kg = k + (size_t)g * hd, *vg = v + (size_t)g * hd;
-    int64_t ld = kvw;
-    if (past > 0) {
-      for (int64_t p = a->past_lo; p < a->pos0 + n; p++) {
-        memcpy(kb + (p - a->past_lo) * hd, kv_row(a, k, a->past_k, p, g), (size_t)hd * sizeof *kb);
-        memcpy(vb + (p - a->past_lo) * hd, kv_row(a, v, a->past_v, p, g), (size_t)hd * sizeof *vb);
+  int64_t qw = (int64_t)heads * hd, blocks = (n + ATTN_QBLOCK - 1) / ATTN_QBLOCK;
+  float *kb = scratch, *vb = kb + keys * kvw, *sb = vb + keys * kvw;
+  const float *kall = k, *vall = v;
+  if (past > 0) {
+#pragma omp parallel for schedule(static)
+    for (int64_t p = a->past_lo; p < a->pos0 + n; p++)
+      for (int g = 0; g < a->n_kv_heads; g++) {
+        size_t at = (size_t)((p - a->past_lo) * kvw + (int64_t)g * hd);
+        memcpy(kb + at, kv_row(a, k, a->past_k, p, g), (size_t)hd * sizeof *kb);
+        memcpy(vb + at, kv_row(a, v, a->past_v, p, g), (size_t)hd * sizeof *vb);
       }
-      kg = kb, vg = vb, ld = hd;
-    }
-    for (int h = g * rep; h < (g + 1) * rep; h++)
-      for (int64_t t0 = 0; t0 < n; t0 += ATTN_QBLOCK) {
-        int64_t t1 = t0 + ATTN_QBLOCK < n ? t0 + ATTN_QBLOCK : n, lo = INT64_MAX, hi = -1;
+    kall = kb, vall = vb;
+  }
+#pragma omp parallel
+  {
+    float *s = sb + (size_t)omp_get_thread_num() * (size_t)(ATTN_QBLOCK * keys);
+#pragma omp for collapse(2) schedule(dynamic)
+    for (int h = 0; h < heads; h++)
+      for (int64_t b = 0; b < blocks; b++) {
+        int64_t t0 = b * ATTN_QBLOCK, t1 = t0 + ATTN_QBLOCK < n ? t0 + ATTN_QBLOCK : n;
+        int64_t lo = INT64_MAX, hi = -1;
         for (int64_t t = t0; t < t1; t++) {
           int64_t rlo, rhi;
           key_range(a, t, n, &rlo, &rhi);
@@ -496,13 +528,12 @@ static void attention_gemm(float *out, const float *q, const float *k, const flo
           if (rhi > hi) hi = rhi;
         }
         int64_t nk = hi - lo + 1, rows = t1 - t0;
-        const float *qb = q + (size_t)(t0 * qw + (int64_t)h * hd);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)nk, hd, a->scale, qb, (int)qw,
-                    kg + (size_t)((lo - a->past_lo) * ld), (int)ld, 0.0f, s, (int)nk);
+        size_t kv_at = (size_t)((lo - a->past_lo) * kvw + (int64_t)(h / rep) * hd);
+        attn_product(s, nk, q + (size_t)(t0 * qw + (int64_t)h * hd), qw, kall + kv_at, kvw, 0,
+                     a->scale, rows, nk, hd);
         for (int64_t t = t0; t < t1; t++) softmax_scores(s + (t - t0) * nk, nk, lo, t, n, a);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, hd, (int)nk, 1.0f, s, (int)nk,
-                    vg + (size_t)((lo - a->past_lo) * ld), (int)ld, 0.0f,
-                    out + (size_t)(t0 * qw + (int64_t)h * hd), (int)qw);
+        attn_product(out + (size_t)(t0 * qw + (int64_t)h * hd), qw, s, nk, vall + kv_at, kvw, 1,
+                     1.0f, rows, hd, nk);
       }
   }
 }

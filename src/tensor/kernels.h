@@ -6,8 +6,9 @@
  * to f32 a panel at a time inside sc_linear, never copied whole.
  *
  * sc_linear / sc_linear_gemm are the GEMM seam: tensor/ is the only caller
- * of BLAS and oneDNN. SC_PRECISION_F32 widens the weights and runs OpenBLAS
- * cblas_sgemm; SC_PRECISION_BF16 rounds the input rows to bf16 and runs
+ * of BLAS and oneDNN. SC_PRECISION_F32 runs sgemm.h's AVX2 GEMM, which
+ * widens bf16 weights while packing them (no AVX2: weights widened a panel
+ * at a time into OpenBLAS cblas_sgemm); SC_PRECISION_BF16 rounds the input rows to bf16 and runs
  * bf16 x bf16 with f32 accumulation on an sc_gemm (gemm.h: oneDNN, or the
  * exact widening fallback on CPUs without AVX-512 bf16).
  *
