@@ -4,15 +4,17 @@
  * 8 query heads and 4 KV heads of 256, MLP 10240, vocab 262208, tied
  * embedding; layer 0 sliding, layer 1 global; BF16, 1.7 GB) into a temporary
  * folder (deleted at the end), loads it with g3_model_load (mmapped) and
- * times, per decoder layer and in both precisions (f32: weights widened,
- * OpenBLAS sgemm; bf16: sc_gemm, see the backend line):
+ * times, per decoder layer and in both precisions (f32: tensor/sgemm.h's
+ * AVX2 GEMM, which widens the bf16 weights while packing them, or OpenBLAS
+ * on panels of widened weights without AVX2; bf16: sc_gemm, see the backend
+ * line):
  *   prefill  T = 512 tokens in one forward: tokens/s and GFLOP/s (the seven
  *            projections plus the causal q·kᵀ and P·v products);
  *   decode   one token after the 512-token prefill: tokens/s, and the bytes
  *            of that layer's weights read per second, next to the memory
  *            read bandwidth measured in the same run;
- * plus the OpenBLAS sgemm peak on the gate/up shape (M 512, N 10240, K 2560,
- * f32) in the same run, one full decode step with the LM head (which reads
+ * plus the sgemm peak on the gate/up shape (M 512, N 10240, K 2560, f32
+ * weights) in the same run, of OpenBLAS and of sgemm.h, one full decode step with the LM head (which reads
  * the 1.3 GB embedding per token), and the anonymous memory of the process
  * (RssAnon: RSS minus file-mapped pages, i.e. what saecap allocated) next to
  * the weight bytes plus the KV cache. Layer times come from the edit hook,
@@ -57,6 +59,7 @@
 #include "tensor/dtype.h"
 #include "tensor/gemm.h"
 #include "tensor/kernels.h"
+#include "tensor/sgemm.h"
 
 #define RUNS_DEFAULT 3
 #define MAX_RUNS 64
@@ -211,6 +214,30 @@ static bench_stat bench_read_bw(int runs) {
 
 /* OpenBLAS sgemm GFLOP/s on the gate/up shape, f32 weights [N, K]. */
 static bench_stat bench_sgemm(int runs) { return bench_sgemm_peak(T_PREFILL, FF, HIDDEN, runs); }
+
+/* The same through sgemm.h ({0, 0} without AVX2). */
+static bench_stat bench_sg(int runs) {
+  size_t xs = (size_t)T_PREFILL * HIDDEN, ws = (size_t)FF * HIDDEN;
+  float *x = malloc(xs * 4), *w = malloc(ws * 4), *y = malloc((size_t)T_PREFILL * FF * 4);
+  double *t = malloc((size_t)runs * sizeof *t);
+  bench_stat out = {0, 0};
+  if (x && w && y && t && sc_sg_available()) {
+    for (size_t i = 0; i < xs; i++) x[i] = (float)(i % 13) * 0.01f;
+    for (size_t i = 0; i < ws; i++) w[i] = (float)(i % 7) * 0.01f;
+    for (int r = 0; r <= runs; r++) {
+      double t0 = bench_now();
+      if (sc_sg_gemm(y, FF, x, HIDDEN, w, HIDDEN, SC_SG_NK_F32, NULL, 0.0f, T_PREFILL, FF, HIDDEN)) break;
+      if (r) t[r - 1] = bench_now() - t0;
+      if (r == runs) {
+        bench_stat s = bench_summarize(t, runs);
+        double flop = 2.0 * T_PREFILL * FF * HIDDEN;
+        out = (bench_stat){flop / s.min * 1e-9, flop / s.med * 1e-9};
+      }
+    }
+  }
+  free(x), free(w), free(y), free(t);
+  return out;
+}
 
 /* ==== The decoder ======================================================== */
 
@@ -430,9 +457,10 @@ int main(int argc, char **argv) {
   printf("bench_decoder: %d threads, %d runs, OMP_WAIT_POLICY=%s%s; load average at start: %s\n", threads,
          c.runs, wait ? wait : "(unset)", getenv("SAECAP_BENCH_OWN_WAIT") ? " (set by the bench, as saecap does; "
          "PyTorch runs with it unset)" : "", load);
-  bench_stat bw = bench_read_bw(c.runs), sg = bench_sgemm(c.runs);
+  bench_stat bw = bench_read_bw(c.runs), sg = bench_sgemm(c.runs), own = bench_sg(c.runs);
   printf("memory read bandwidth: %.1f / %.1f GB/s (best / median, %zu MiB)\n", bw.min, bw.med, BW_BYTES >> 20);
-  printf("OpenBLAS sgemm peak (M %d, N %d, K %d, f32): %.1f / %.1f GFLOP/s\n", T_PREFILL, FF, HIDDEN, sg.min, sg.med);
+  printf("OpenBLAS sgemm peak (M %d, N %d, K %d, f32): %.1f / %.1f GFLOP/s; saecap sgemm.h: %.1f / %.1f\n",
+         T_PREFILL, FF, HIDDEN, sg.min, sg.med, own.min, own.med);
   const char *tmp = getenv("TMPDIR");
   snprintf(dir, sizeof dir, "%s/saecap-bench-decoder-XXXXXX", tmp && *tmp ? tmp : "/tmp");
   if (!mkdtemp(dir)) {

@@ -108,6 +108,60 @@ static void test_topk_rows(void **state) {
   assert_true(sae_kth_largest(u, 7, 7) == 1.0f);
 }
 
+/* Rows long enough for the vector top-k (block maxima, candidates): it must
+ * give exactly what the plain heap gives (sae_topk_rows_masked with every
+ * latent allowed) and a sort by (value desc, index asc): continuous values,
+ * heavy ties, all equal (too many candidates: falls back), negative only,
+ * infinities, and NaN (falls back, so still equal to the plain path). */
+typedef struct {
+  float v;
+  int32_t i;
+} ranked;
+
+static int ranked_cmp(const void *a, const void *b) {
+  const ranked *x = a, *y = b;
+  if (x->v != y->v) return x->v > y->v ? -1 : 1;
+  return (x->i > y->i) - (x->i < y->i);
+}
+
+static void test_topk_long_rows(void **state) {
+  (void)state;
+  enum { ROWS = 7, N = 4100, K = 32 };
+  float *h = malloc(sizeof(float) * ROWS * N);
+  uint8_t *all = malloc(N);
+  memset(all, 1, N);
+  sc_rng r;
+  sc_rng_seed(&r, 99);
+  for (int j = 0; j < N; j++) {
+    h[0 * N + j] = (float)sc_rng_normal(&r);
+    h[1 * N + j] = (float)(sc_rng_below(&r, 20)); /* ties everywhere */
+    h[2 * N + j] = 1.5f;                          /* all equal */
+    h[3 * N + j] = -1.0f - (float)sc_rng_uniform(&r);
+    h[4 * N + j] = (float)sc_rng_normal(&r);
+    h[5 * N + j] = (float)sc_rng_normal(&r);
+    h[6 * N + j] = (float)(sc_rng_below(&r, 3000));
+  }
+  h[4 * N + 17] = INFINITY, h[4 * N + 4000] = -INFINITY, h[4 * N + 4099] = INFINITY;
+  h[5 * N + 123] = NAN;
+  int32_t fi[ROWS * K], pi[ROWS * K];
+  float fv[ROWS * K], pv[ROWS * K];
+  sae_topk_rows(fi, fv, h, ROWS, N, N, K);
+  sae_topk_rows_masked(pi, pv, h, all, ROWS, N, N, K);
+  assert_memory_equal(fi, pi, sizeof fi);
+  assert_memory_equal(fv, pv, sizeof fv);
+  ranked *ref = malloc(sizeof(ranked) * N);
+  for (int row = 0; row < ROWS; row++) {
+    if (row == 5) continue; /* NaN: no total order to sort by */
+    for (int j = 0; j < N; j++) ref[j] = (ranked){h[row * N + j], j};
+    qsort(ref, N, sizeof *ref, ranked_cmp);
+    for (int t = 0; t < K; t++) {
+      assert_int_equal(fi[row * K + t], ref[t].i);
+      assert_true(fv[row * K + t] == ref[t].v);
+    }
+  }
+  free(ref), free(h), free(all);
+}
+
 /* sae_encode / sae_decode vs a dense loop over every architecture. */
 static void test_encode_dense(void **state) {
   (void)state;
@@ -458,7 +512,7 @@ static void test_cli_encode_errors(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_topk_rows),
+      cmocka_unit_test(test_topk_rows), cmocka_unit_test(test_topk_long_rows),
       cmocka_unit_test(test_encode_dense),
       cmocka_unit_test(test_saelens_round_trip),
       cmocka_unit_test(test_saelens_rescale_fold),

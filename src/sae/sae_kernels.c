@@ -46,55 +46,23 @@ static void heap_sift_down(float *hv, int32_t *hi, int k, int p) {
   }
 }
 
-/* Offers row[i] to the full heap. */
-static inline void heap_offer(float *hv, int32_t *hi, int k, float v, int64_t i) {
-  if (ranks_below(hv[0], hi[0], v, (int32_t)i)) {
-    hv[0] = v, hi[0] = (int32_t)i;
+/* Adds entry (v, i) to a heap holding cnt of k: appended (and heapified
+ * when it becomes full) while cnt < k, else offered against the root.
+ * Returns the new count. */
+static inline int heap_add(float *hv, int32_t *hi, int k, int cnt, float v, int32_t i) {
+  if (cnt < k) {
+    hv[cnt] = v, hi[cnt] = i, cnt++;
+    if (cnt == k)
+      for (int p = k / 2 - 1; p >= 0; p--) heap_sift_down(hv, hi, k, p);
+  } else if (ranks_below(hv[0], hi[0], v, i)) {
+    hv[0] = v, hi[0] = i;
     heap_sift_down(hv, hi, k, 0);
   }
+  return cnt;
 }
 
-/* The rest of an unmasked row once the heap is full, from index i: blocks of
- * 8 values none of which beats the heap's root are skipped with one
- * compare (a later index never wins a tie, so "beats" is "greater than");
- * the others are offered one by one as in the scalar loop. Returns where it
- * stopped (the last < 8 values are left). */
-__attribute__((target("avx2"))) static int64_t topk_scan_avx2(float *hv, int32_t *hi, int k,
-                                                              const float *row, int64_t i,
-                                                              int64_t n) {
-  for (; i + 8 <= n; i += 8) {
-    unsigned bits = (unsigned)_mm256_movemask_ps(
-        _mm256_cmp_ps(_mm256_loadu_ps(row + i), _mm256_set1_ps(hv[0]), _CMP_GT_OQ));
-    for (; bits; bits &= bits - 1) {
-      int b = __builtin_ctz(bits);
-      heap_offer(hv, hi, k, row[i + b], i + b);
-    }
-  }
-  return i;
-}
-
-/* Selects the k best of row (restricted to mask when given) into a min-heap,
- * then sorts it descending in place. Returns how many were found. */
-static int topk_one(int32_t *hi, float *hv, const float *row, const uint8_t *mask, int64_t n,
-                    int k) {
-  static int avx2 = -1;
-  if (avx2 < 0) avx2 = __builtin_cpu_supports("avx2");
-  int cnt = 0;
-  for (int64_t i = 0; i < n; i++) {
-    if (cnt == k && !mask && avx2) {
-      i = topk_scan_avx2(hv, hi, k, row, i, n);
-      if (i >= n) break;
-    }
-    if (mask && !mask[i]) continue;
-    float v = row[i];
-    if (cnt < k) {
-      hv[cnt] = v, hi[cnt] = (int32_t)i, cnt++;
-      if (cnt == k)
-        for (int p = k / 2 - 1; p >= 0; p--) heap_sift_down(hv, hi, k, p);
-    } else {
-      heap_offer(hv, hi, k, v, i);
-    }
-  }
+/* Sorts the heap of cnt entries descending in place; returns cnt. */
+static int heap_finish(float *hv, int32_t *hi, int k, int cnt) {
   if (cnt < k)
     for (int p = cnt / 2 - 1; p >= 0; p--) heap_sift_down(hv, hi, cnt, p);
   /* Heap sort: repeatedly move the smallest to the end -> descending order. */
@@ -107,10 +75,97 @@ static int topk_one(int32_t *hi, float *hv, const float *row, const uint8_t *mas
   return cnt;
 }
 
+/* Selects the k best of row (restricted to mask when given) into a min-heap,
+ * then sorts it descending in place. Returns how many were found. */
+static int topk_one(int32_t *hi, float *hv, const float *row, const uint8_t *mask, int64_t n,
+                    int k) {
+  int cnt = 0;
+  for (int64_t i = 0; i < n; i++)
+    if (!mask || mask[i]) cnt = heap_add(hv, hi, k, cnt, row[i], (int32_t)i);
+  return heap_finish(hv, hi, k, cnt);
+}
+
+/* Candidates the fast top-k keeps on the stack; a row with more (many equal
+ * values) takes the plain path. */
+#define TOPK_CAND 512
+/* Most blocks the fast top-k cuts a row into. */
+#define TOPK_BLOCKS 1024
+
+/* The same selection, unmasked, in two vector passes: the row is cut into
+ * nb >= k blocks, and the k-th largest block maximum is a value that k
+ * distinct entries reach, so no entry below it can be among the k best.
+ * The entries at or above it (about 75 of 16384 for k = 64 with nb = 4k)
+ * then go through the heap in index order, which gives exactly topk_one's
+ * result; the plain path's per-entry heap work took ~35 us per such row.
+ * Returns -1, having done nothing, when it does not apply: n < 8·k, a NaN
+ * in the row (the plain path's NaN handling is kept), or too many
+ * candidates (many equal values). */
+__attribute__((target("avx2"))) static int topk_one_avx2(int32_t *hi, float *hv, const float *row,
+                                                         int64_t n, int k) {
+  if (n < 8 * (int64_t)k || k > TOPK_BLOCKS) return -1;
+  int nb = n >= 32 * (int64_t)k && 4 * k <= TOPK_BLOCKS ? 4 * k : k;
+  int64_t blk = (n / nb) & ~(int64_t)7; /* nb blocks of blk (a multiple of 8) cover [0, nb·blk) */
+  __m256 nan = _mm256_setzero_ps();
+  float bm[TOPK_BLOCKS];
+  for (int b = 0; b < nb; b++) {
+    const float *p = row + (int64_t)b * blk;
+    __m256 mx = _mm256_set1_ps(-INFINITY);
+    for (int64_t j = 0; j < blk; j += 8) {
+      __m256 x = _mm256_loadu_ps(p + j);
+      nan = _mm256_or_ps(nan, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+      mx = _mm256_max_ps(mx, x);
+    }
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    bm[b] = _mm_cvtss_f32(m4);
+  }
+  for (int64_t j = (int64_t)nb * blk; j < n; j++)
+    if (row[j] != row[j]) return -1;
+  if (_mm256_movemask_ps(nan)) return -1;
+  float thr = sae_kth_largest(bm, nb, k);
+  float cv[TOPK_CAND];
+  int32_t ci[TOPK_CAND];
+  int nc = 0;
+  __m256 t = _mm256_set1_ps(thr);
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    unsigned bits = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(row + j), t, _CMP_GE_OQ));
+    for (; bits; bits &= bits - 1) {
+      if (nc == TOPK_CAND) return -1;
+      int o = __builtin_ctz(bits);
+      cv[nc] = row[j + o], ci[nc] = (int32_t)(j + o), nc++;
+    }
+  }
+  for (; j < n; j++)
+    if (row[j] >= thr) {
+      if (nc == TOPK_CAND) return -1;
+      cv[nc] = row[j], ci[nc] = (int32_t)j, nc++;
+    }
+  /* Candidates are few: a stable insertion sort by value, descending (equal
+   * values keep index order, as the heap ranks them), then the first k. */
+  for (int e = 1; e < nc; e++) {
+    float v = cv[e];
+    int32_t i = ci[e];
+    int p = e;
+    for (; p > 0 && cv[p - 1] < v; p--) cv[p] = cv[p - 1], ci[p] = ci[p - 1];
+    cv[p] = v, ci[p] = i;
+  }
+  int cnt = nc < k ? nc : k;
+  memcpy(hv, cv, (size_t)cnt * sizeof *hv);
+  memcpy(hi, ci, (size_t)cnt * sizeof *hi);
+  return cnt;
+}
+
 void sae_topk_rows(int32_t *idx, float *val, const float *h, int64_t rows, int64_t n,
                    int64_t ldh, int k) {
 #pragma omp parallel for schedule(static) SAE_PAR(rows * n)
-  for (int64_t r = 0; r < rows; r++) topk_one(idx + r * k, val + r * k, h + r * ldh, NULL, n, k);
+  for (int64_t r = 0; r < rows; r++) {
+    static int avx2 = -1;
+    if (avx2 < 0) avx2 = __builtin_cpu_supports("avx2");
+    if (!avx2 || topk_one_avx2(idx + r * k, val + r * k, h + r * ldh, n, k) < 0)
+      topk_one(idx + r * k, val + r * k, h + r * ldh, NULL, n, k);
+  }
 }
 
 void sae_topk_rows_masked(int32_t *idx, float *val, const float *h, const uint8_t *mask,

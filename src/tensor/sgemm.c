@@ -22,13 +22,9 @@
 #define SG_NR 16
 #define SG_KC SC_SG_KC
 /* Rows of A per L2 block (24 micro-panels, 144 KiB at KC = 256). */
-#ifndef SG_MC
 #define SG_MC 144
-#endif
 /* Columns of B per packed block (2 MiB at KC = 256). */
-#ifndef SG_NC
 #define SG_NC 2048
-#endif
 /* Products with fewer multiply-adds than this run on the calling thread. */
 #define SG_PAR_MIN ((int64_t)1 << 22)
 /* Slack floats after packed A: the 6-row packer stores 8 floats at a time. */
@@ -238,18 +234,21 @@ typedef struct sg_job {
 } sg_job;
 
 /* C rows [m0, m1) x columns [n0, n1) on this thread; pa holds the packed A
- * of every row of the range for one depth block, pb one NC block of B. */
+ * of every row of the range for one depth block, pb one NC block of B.
+ * Columns outermost (BLIS's order): the C block of one NC stripe (a few
+ * MiB) stays in L3 while the depth blocks add into it; with depth
+ * outermost all of this thread's C went through memory once per block. */
 static void sg_block(const sg_job *j, int64_t m0, int64_t m1, int64_t n0, int64_t n1, float *pa,
                      float *pb) {
   int64_t mlen = m1 - m0;
-  for (int64_t pc = 0; pc < j->K; pc += SG_KC) {
-    int64_t kc = j->K - pc < SG_KC ? j->K - pc : SG_KC;
-    for (int64_t i = 0; i < mlen; i += SG_MR) {
-      int mr = mlen - i < SG_MR ? (int)(mlen - i) : SG_MR;
-      pack_a_panel(pa + i * kc, j->A + (m0 + i) * j->lda, j->lda, mr, pc, kc);
-    }
-    for (int64_t jc = n0; jc < n1; jc += SG_NC) {
-      int64_t nc = n1 - jc < SG_NC ? n1 - jc : SG_NC;
+  for (int64_t jc = n0; jc < n1; jc += SG_NC) {
+    int64_t nc = n1 - jc < SG_NC ? n1 - jc : SG_NC;
+    for (int64_t pc = 0; pc < j->K; pc += SG_KC) {
+      int64_t kc = j->K - pc < SG_KC ? j->K - pc : SG_KC;
+      for (int64_t i = 0; i < mlen; i += SG_MR) {
+        int mr = mlen - i < SG_MR ? (int)(mlen - i) : SG_MR;
+        pack_a_panel(pa + i * kc, j->A + (m0 + i) * j->lda, j->lda, mr, pc, kc);
+      }
       for (int64_t jr = 0; jr < nc; jr += SG_NR) {
         int nr = nc - jr < SG_NR ? (int)(nc - jr) : SG_NR;
         pack_b_panel(pb + jr * kc, j->B, j->ldb, j->layout, nr, jc + jr, pc, kc);
