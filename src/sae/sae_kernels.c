@@ -8,6 +8,7 @@
 
 #include "base/error.h"
 #include "tensor/blas.h"
+#include "tensor/sgemm.h"
 
 /* ==== Encoder tile ==== */
 
@@ -20,6 +21,10 @@ void sae_encode_tile(float *h, float *xc, const float *x, const float *sub, cons
       for (int64_t j = 0; j < d; j++) xc[r * d + j] = x[r * d + j] - sub[j];
     a = xc;
   }
+  /* sgemm.h adds the bias as it writes h: one pass over the tile fewer. */
+  if (sc_sg_available() && sc_sg_gemm(h, n, a, d, W_enc, d, SC_SG_NK_F32, b_enc, 0.0f, T, n, d) == 0)
+    return;
+  sc_error_clear();
 #pragma omp parallel for schedule(static) SAE_PAR(T * n)
   for (int64_t r = 0; r < T; r++) memcpy(h + r * n, b_enc, (size_t)n * sizeof *h);
   sc_sgemm(0, 1, T, n, d, 1.0f, a, d, W_enc, d, 1.0f, h, n);

@@ -36,9 +36,7 @@ typedef enum sc_sg_layout {
 } sc_sg_layout;
 
 /* Depth of one packed block: sums over K run in blocks of this many terms. */
-#ifndef SC_SG_KC
 #define SC_SG_KC 256
-#endif
 
 /* Non-zero when this CPU runs sc_sg_gemm (AVX2 and FMA). Callers fall back
  * to BLAS otherwise. */
