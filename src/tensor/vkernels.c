@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "base/error.h"
+#include "tensor/blas.h"
+#include "tensor/sgemm.h"
 
 /* Loops over fewer elements than this run on one thread. */
 #define PAR_MIN_ELEMS ((int64_t)1 << 15)
@@ -94,6 +96,18 @@ void sc_mha_full_prec(float *out, const float *q, const float *k, const float *v
   float *s = scratch, *qh = s + n * n, *kh = qh + n * head_dim, *vh = kh + n * head_dim;
   for (int h = 0; h < heads; h++) {
     int64_t off = (int64_t)h * head_dim;
+    /* sgemm.h reads the head's columns in place and sums in one order for
+     * any thread count; the scale goes on after the sums, as HF does. */
+    if (sc_sg_available() &&
+        sc_sg_gemm(s, n, q + off, width, k + off, width, SC_SG_NK_F32, NULL, 0.0f, n, n,
+                   head_dim) == 0) {
+      for (int64_t i = 0; i < n * n; i++) s[i] *= scale;
+      softmax_rows(s, n, p == SC_PRECISION_BF16);
+      if (sc_sg_gemm(out + off, width, s, n, v + off, width, SC_SG_KN_F32, NULL, 0.0f, n, head_dim,
+                     n) == 0)
+        continue;
+    }
+    sc_error_clear();
     gather_head(qh, q, n, width, off, head_dim);
     gather_head(kh, k, n, width, off, head_dim);
     gather_head(vh, v, n, width, off, head_dim);
@@ -145,7 +159,6 @@ int sc_matmul_nn(float *y, const float *x, const sc_mat *w, int64_t n, sc_precis
     for (int64_t r = 0; r < w->rows; r++) sc_mat_row(scratch + r * w->cols, w, r);
     wf = scratch;
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)w->cols, (int)w->rows, 1.0f,
-              x, (int)w->rows, wf, (int)w->cols, 0.0f, y, (int)w->cols);
+  sc_sgemm(0, 0, n, w->cols, w->rows, 1.0f, x, w->rows, wf, w->cols, 0.0f, y, w->cols);
   return 0;
 }
