@@ -38,6 +38,7 @@
 #include "model/tokenizer.h"
 #include "store/reader.h"
 #include "tensor/dtype.h"
+#include "tensor/sgemm.h"
 #include "tu.h"
 
 /* Stored bf16 vs the f32 dump: values must be bf16(dump), bar a few one
@@ -403,6 +404,33 @@ static void test_kill_and_resume(void **state) {
   free(out);
 }
 
+/* With AVX2 every product runs on tensor/sgemm.h, whose sums do not depend
+ * on the thread split, so --threads 1 and --threads 2 write the same bytes
+ * (OpenBLAS, without AVX2, rounds differently per thread count: skipped). */
+static void test_threads_same_bytes(void **state) {
+  (void)state;
+  if (!sc_sg_available()) {
+    print_message("no AVX2: products run on OpenBLAS, whose sums depend on its threads\n");
+    return;
+  }
+  char *dir[2];
+  for (int t = 0; t < 2; t++) {
+    char name[32], yaml[32], args[32];
+    snprintf(name, sizeof name, "threads%d", t + 1);
+    snprintf(yaml, sizeof yaml, "threads%d.yaml", t + 1);
+    snprintf(args, sizeof args, "--threads %d", t + 1);
+    dir[t] = tu_join(F.root, name);
+    write_samples(dir[t]);
+    char *cfg = write_config(yaml, dir[t], F.model, NULL), *err = NULL;
+    int rc = extract(cfg, args, &err);
+    if (rc) print_error("%s\n", err);
+    assert_int_equal(rc, 0);
+    free(err), free(cfg);
+  }
+  assert_same_outputs(dir[0], dir[1]);
+  free(dir[0]), free(dir[1]);
+}
+
 static void test_shards_cover_once(void **state) {
   (void)state;
   char *out = tu_join(F.root, "sliced");
@@ -602,6 +630,7 @@ int main(void) {
       cmocka_unit_test(test_rows_match_captions),
       cmocka_unit_test(test_rows_match_forward_dump),
       cmocka_unit_test(test_kill_and_resume),
+      cmocka_unit_test(test_threads_same_bytes),
       cmocka_unit_test(test_shards_cover_once),
       cmocka_unit_test(test_drop_rows),
       cmocka_unit_test(test_bf16_precision),
