@@ -22,7 +22,8 @@ void sae_encode_tile(float *h, float *xc, const float *x, const float *sub, cons
     a = xc;
   }
   /* sgemm.h adds the bias as it writes h: one pass over the tile fewer. */
-  if (sc_sg_available() && sc_sg_gemm(h, n, a, d, W_enc, d, SC_SG_NK_F32, b_enc, 0.0f, T, n, d) == 0)
+  if (T >= SC_SG_MIN_M && sc_sg_available() &&
+      sc_sg_gemm(h, n, a, d, W_enc, d, SC_SG_NK_F32, b_enc, 0.0f, T, n, d) == 0)
     return;
   sc_error_clear();
 #pragma omp parallel for schedule(static) SAE_PAR(T * n)
@@ -166,9 +167,7 @@ void sae_topk_rows(int32_t *idx, float *val, const float *h, int64_t rows, int64
                    int64_t ldh, int k) {
 #pragma omp parallel for schedule(static) SAE_PAR(rows * n)
   for (int64_t r = 0; r < rows; r++) {
-    static int avx2 = -1;
-    if (avx2 < 0) avx2 = __builtin_cpu_supports("avx2");
-    if (!avx2 || topk_one_avx2(idx + r * k, val + r * k, h + r * ldh, n, k) < 0)
+    if (!__builtin_cpu_supports("avx2") || topk_one_avx2(idx + r * k, val + r * k, h + r * ldh, n, k) < 0)
       topk_one(idx + r * k, val + r * k, h + r * ldh, NULL, n, k);
   }
 }
@@ -331,9 +330,7 @@ __attribute__((target("avx2"))) static void axpy_rows_avx2(float *y, const float
 }
 
 static void axpy_rows(float *y, const float *const *rows, const float *coef, int cnt, int64_t d) {
-  static int avx2 = -1;
-  if (avx2 < 0) avx2 = __builtin_cpu_supports("avx2");
-  if (avx2) {
+  if (__builtin_cpu_supports("avx2")) {
     axpy_rows_avx2(y, rows, coef, cnt, d);
     return;
   }

@@ -35,6 +35,11 @@ typedef enum sc_sg_layout {
   SC_SG_KN_F32      /* B given as f32 [K, N] */
 } sc_sg_layout;
 
+/* Products with fewer rows than this are better left to a GEMV (BLAS): the
+ * kernel computes 6 rows at a time and packs all of B for any M, so one row
+ * (an SAE encode per generated token) would pack a whole weight matrix. */
+#define SC_SG_MIN_M 6
+
 /* Depth of one packed block: sums over K run in blocks of this many terms. */
 #define SC_SG_KC 256
 

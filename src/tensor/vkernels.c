@@ -2,14 +2,12 @@
  * as kernels.c does, to stay close to the float64 reference. */
 #include "tensor/vkernels.h"
 
-#include <cblas.h>
 #include <limits.h>
 #include <math.h>
 #include <string.h>
 
 #include "base/error.h"
 #include "tensor/blas.h"
-#include "tensor/sgemm.h"
 
 /* Loops over fewer elements than this run on one thread. */
 #define PAR_MIN_ELEMS ((int64_t)1 << 15)
@@ -47,12 +45,8 @@ void sc_gelu_tanh(float *x, int64_t n) { sc_gelu_tanh_mul(x, NULL, n); }
 /* ==== Attention without a mask ==== */
 
 size_t sc_mha_full_scratch(int64_t n, int head_dim) {
-  return (size_t)n * (size_t)n + 3 * (size_t)n * (size_t)head_dim;
-}
-
-/* dst[n, hd] = columns [off, off + hd) of src[n, width]. */
-static void gather_head(float *dst, const float *src, int64_t n, int64_t width, int64_t off, int hd) {
-  for (int64_t t = 0; t < n; t++) memcpy(dst + t * hd, src + t * width + off, (size_t)hd * sizeof *dst);
+  (void)head_dim;
+  return (size_t)n * (size_t)n;
 }
 
 /* bf16(x) as f32, bit for bit sc_f32_from_bf16(sc_bf16_from_f32(x)) (NaN:
@@ -93,31 +87,15 @@ void sc_mha_full(float *out, const float *q, const float *k, const float *v, int
 void sc_mha_full_prec(float *out, const float *q, const float *k, const float *v, int64_t n,
                       int heads, int head_dim, float scale, sc_precision p, float *scratch) {
   int64_t width = (int64_t)heads * head_dim;
-  float *s = scratch, *qh = s + n * n, *kh = qh + n * head_dim, *vh = kh + n * head_dim;
+  float *s = scratch;
   for (int h = 0; h < heads; h++) {
     int64_t off = (int64_t)h * head_dim;
-    /* sgemm.h reads the head's columns in place and sums in one order for
-     * any thread count; the scale goes on after the sums, as HF does. */
-    if (sc_sg_available() &&
-        sc_sg_gemm(s, n, q + off, width, k + off, width, SC_SG_NK_F32, NULL, 0.0f, n, n,
-                   head_dim) == 0) {
-      for (int64_t i = 0; i < n * n; i++) s[i] *= scale;
-      softmax_rows(s, n, p == SC_PRECISION_BF16);
-      if (sc_sg_gemm(out + off, width, s, n, v + off, width, SC_SG_KN_F32, NULL, 0.0f, n, head_dim,
-                     n) == 0)
-        continue;
-    }
-    sc_error_clear();
-    gather_head(qh, q, n, width, off, head_dim);
-    gather_head(kh, k, n, width, off, head_dim);
-    gather_head(vh, v, n, width, off, head_dim);
-    /* HF SiglipAttention: (q·kᵀ)·scale, softmax in f32, then ·v. */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)n, head_dim, scale, qh,
-                head_dim, kh, head_dim, 0.0f, s, (int)n);
+    /* HF SiglipAttention: (q·kᵀ)·scale, softmax in f32, then ·v; the head's
+     * columns are read in place. */
+    sc_sgemm(0, 1, n, n, head_dim, scale, q + off, width, k + off, width, 0.0f, s, n);
     /* HF's bf16 eager attention casts the f32 softmax back to bf16. */
     softmax_rows(s, n, p == SC_PRECISION_BF16);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, head_dim, (int)n, 1.0f, s,
-                (int)n, vh, head_dim, 0.0f, out + off, (int)width);
+    sc_sgemm(0, 0, n, head_dim, n, 1.0f, s, n, v + off, width, 0.0f, out + off, width);
   }
 }
 

@@ -4,8 +4,8 @@
  * float arrays, output first, sizes last, one job each; kernels.h's
  * sc_linear, sc_rmsnorm and sc_add are reused for everything else.
  *
- * tensor/ is the only caller of BLAS: sc_mha_full and sc_matmul_nn use
- * OpenBLAS sgemm like sc_linear does.
+ * tensor/ is the only caller of BLAS: sc_mha_full and sc_matmul_nn multiply
+ * through blas.h's sc_sgemm (sgemm.h where the CPU has AVX2).
  */
 #ifndef SC_VKERNELS_H
 #define SC_VKERNELS_H
