@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "base/log.h"
+#include "tensor/blas.h"
 
 typedef struct bench_stat {
   double min, med; /* best and median; 0 = not measured */
@@ -27,10 +28,12 @@ static inline bench_stat bench_summarize(double *t, int n) {
   return (bench_stat){t[0], n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2])};
 }
 
-/* GFLOP/s (best, median of runs after one warm-up) of an OpenBLAS sgemm
- * y[M,N] = x[M,K] w[N,K]^T: the peak a bench's GEMM figures are read
- * against. {0, 0} when out of memory. */
-static inline bench_stat bench_sgemm_peak(int M, int N, int K, int runs) {
+/* GFLOP/s (best, median of runs after one warm-up) of y[M,N] = x[M,K]
+ * w[N,K]^T in f32, through OpenBLAS's cblas_sgemm (seam 0) or through
+ * saecap's sc_sgemm (seam 1: tensor/sgemm.h where the CPU has AVX2, else
+ * OpenBLAS): the peak a bench's GEMM figures are read against. {0, 0} when
+ * out of memory. */
+static inline bench_stat bench_gemm_peak(int M, int N, int K, int runs, int seam) {
   float *x = malloc((size_t)M * K * 4), *w = malloc((size_t)N * K * 4), *y = malloc((size_t)M * N * 4);
   double *t = malloc((size_t)runs * sizeof *t);
   if (!x || !w || !y || !t) {
@@ -41,7 +44,8 @@ static inline bench_stat bench_sgemm_peak(int M, int N, int K, int runs) {
   for (size_t i = 0; i < (size_t)N * K; i++) w[i] = (float)(i % 7) * 0.01f;
   for (int r = 0; r <= runs; r++) { /* run 0 warms up */
     double t0 = bench_now();
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x, K, w, K, 0.0f, y, N);
+    if (seam) sc_sgemm(0, 1, M, N, K, 1.0f, x, K, w, K, 0.0f, y, N);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x, K, w, K, 0.0f, y, N);
     if (r) t[r - 1] = bench_now() - t0;
   }
   free(x), free(w), free(y);
@@ -49,6 +53,11 @@ static inline bench_stat bench_sgemm_peak(int M, int N, int K, int runs) {
   free(t);
   double flop = 2.0 * M * N * K;
   return (bench_stat){flop / s.min * 1e-9, flop / s.med * 1e-9};
+}
+
+/* The OpenBLAS peak (bench_gemm_peak, seam 0). */
+static inline bench_stat bench_sgemm_peak(int M, int N, int K, int runs) {
+  return bench_gemm_peak(M, N, K, runs, 0);
 }
 
 #endif

@@ -215,30 +215,6 @@ static bench_stat bench_read_bw(int runs) {
 /* OpenBLAS sgemm GFLOP/s on the gate/up shape, f32 weights [N, K]. */
 static bench_stat bench_sgemm(int runs) { return bench_sgemm_peak(T_PREFILL, FF, HIDDEN, runs); }
 
-/* The same through sgemm.h ({0, 0} without AVX2). */
-static bench_stat bench_sg(int runs) {
-  size_t xs = (size_t)T_PREFILL * HIDDEN, ws = (size_t)FF * HIDDEN;
-  float *x = malloc(xs * 4), *w = malloc(ws * 4), *y = malloc((size_t)T_PREFILL * FF * 4);
-  double *t = malloc((size_t)runs * sizeof *t);
-  bench_stat out = {0, 0};
-  if (x && w && y && t && sc_sg_available()) {
-    for (size_t i = 0; i < xs; i++) x[i] = (float)(i % 13) * 0.01f;
-    for (size_t i = 0; i < ws; i++) w[i] = (float)(i % 7) * 0.01f;
-    for (int r = 0; r <= runs; r++) {
-      double t0 = bench_now();
-      if (sc_sg_gemm(y, FF, x, HIDDEN, w, HIDDEN, SC_SG_NK_F32, NULL, 0.0f, T_PREFILL, FF, HIDDEN)) break;
-      if (r) t[r - 1] = bench_now() - t0;
-      if (r == runs) {
-        bench_stat s = bench_summarize(t, runs);
-        double flop = 2.0 * T_PREFILL * FF * HIDDEN;
-        out = (bench_stat){flop / s.min * 1e-9, flop / s.med * 1e-9};
-      }
-    }
-  }
-  free(x), free(w), free(y), free(t);
-  return out;
-}
-
 /* ==== The decoder ======================================================== */
 
 /* Edit hook that only records when each layer ended. */
@@ -457,10 +433,11 @@ int main(int argc, char **argv) {
   printf("bench_decoder: %d threads, %d runs, OMP_WAIT_POLICY=%s%s; load average at start: %s\n", threads,
          c.runs, wait ? wait : "(unset)", getenv("SAECAP_BENCH_OWN_WAIT") ? " (set by the bench, as saecap does; "
          "PyTorch runs with it unset)" : "", load);
-  bench_stat bw = bench_read_bw(c.runs), sg = bench_sgemm(c.runs), own = bench_sg(c.runs);
+  bench_stat bw = bench_read_bw(c.runs), sg = bench_sgemm(c.runs), own = bench_gemm_peak(T_PREFILL, FF, HIDDEN, c.runs, 1);
   printf("memory read bandwidth: %.1f / %.1f GB/s (best / median, %zu MiB)\n", bw.min, bw.med, BW_BYTES >> 20);
-  printf("OpenBLAS sgemm peak (M %d, N %d, K %d, f32): %.1f / %.1f GFLOP/s; saecap sgemm.h: %.1f / %.1f\n",
-         T_PREFILL, FF, HIDDEN, sg.min, sg.med, own.min, own.med);
+  printf("OpenBLAS sgemm peak (M %d, N %d, K %d, f32): %.1f / %.1f GFLOP/s; saecap sc_sgemm (%s): %.1f / %.1f\n",
+         T_PREFILL, FF, HIDDEN, sg.min, sg.med, sc_sg_available() ? "sgemm.h" : "OpenBLAS", own.min,
+         own.med);
   const char *tmp = getenv("TMPDIR");
   snprintf(dir, sizeof dir, "%s/saecap-bench-decoder-XXXXXX", tmp && *tmp ? tmp : "/tmp");
   if (!mkdtemp(dir)) {

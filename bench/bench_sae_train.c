@@ -145,23 +145,6 @@ static timing time_encoder(const float *x, const float *W, const float *b, int64
   return summarise(ts, runs);
 }
 
-/* GFLOP/s of the square sgemm, best and median. */
-static timing sgemm_peak(int runs) {
-  size_t e = (size_t)PEAK_DIM * PEAK_DIM;
-  float *a = malloc(e * 4), *b = malloc(e * 4), *c = malloc(e * 4);
-  for (size_t i = 0; i < e; i++) a[i] = (float)(i % 7) * 0.1f, b[i] = (float)(i % 5) * 0.1f;
-  double ts[64];
-  for (int r = 0; r <= runs; r++) {
-    double t0 = sc_time_now();
-    sc_sgemm(0, 1, PEAK_DIM, PEAK_DIM, PEAK_DIM, 1.0f, a, PEAK_DIM, b, PEAK_DIM, 0.0f, c, PEAK_DIM);
-    if (r > 0) ts[r - 1] = sc_time_now() - t0;
-  }
-  free(a), free(b), free(c);
-  timing t = summarise(ts, runs);
-  double flop = 2.0 * PEAK_DIM * PEAK_DIM * (double)PEAK_DIM;
-  return (timing){flop / t.best / 1e9, flop / t.med / 1e9};
-}
-
 /* ours_*: saecap's median tokens/s, for the script's same-run ratio. */
 static void run_torch(int threads, int64_t batch, int runs, double ours_f32, double ours_bf16) {
   if (system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) {
@@ -202,7 +185,7 @@ int main(int argc, char **argv) {
          D, N, K, (long long)batch, threads, runs, sc_blas_describe(),
          getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "unset", load);
   double flop = 2.0 * (double)batch * D * N;
-  timing peak = sgemm_peak(runs);
+  bench_stat peak = bench_gemm_peak(PEAK_DIM, PEAK_DIM, PEAK_DIM, runs, 1);
   float *x = malloc((size_t)batch * D * 4), *W = malloc((size_t)N * D * 4), *b = calloc(N, 4);
   for (int64_t i = 0; i < batch * D; i++) x[i] = (float)((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
   for (int64_t i = 0; i < (int64_t)N * D; i++) W[i] = (float)((i * 40503u) % 997) * 1e-4f - 0.05f;
@@ -216,10 +199,10 @@ int main(int argc, char **argv) {
   float *rows = make_rows(n_rows);
   bench_stat ob = bench_sgemm_peak(PEAK_DIM, PEAK_DIM, PEAK_DIM, runs);
   printf("sgemm-peak   best %8.1f median %8.1f GFLOP/s (%dx%dx%d, sc_sgemm: %s; OpenBLAS %.1f / %.1f)\n",
-         peak.best, peak.med, PEAK_DIM, PEAK_DIM, PEAK_DIM,
+         peak.min, peak.med, PEAK_DIM, PEAK_DIM, PEAK_DIM,
          sc_sg_available() ? "saecap AVX2 kernel" : "OpenBLAS", ob.min, ob.med);
   printf("enc-f32      best %8.1f median %8.1f GFLOP/s  %.0f%% (best) %.0f%% (median) of sgemm peak\n",
-         flop / enc.best / 1e9, flop / enc.med / 1e9, 100.0 * flop / enc.best / 1e9 / peak.best,
+         flop / enc.best / 1e9, flop / enc.med / 1e9, 100.0 * flop / enc.best / 1e9 / peak.min,
          100.0 * flop / enc.med / 1e9 / peak.med);
   timing topk = time_steps(rows, n_rows, SAE_ARCH_TOPK, batch, runs, 0, 0);
   printf("train-f32    topk best %8.0f median %8.0f tokens/s (median %.2f s/step, encoder GEMM %.0f%% of it)\n",

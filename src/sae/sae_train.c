@@ -629,9 +629,8 @@ __attribute__((target("avx2"))) static int64_t adam_span_avx2(float *restrict p,
 static void adam_span(float *restrict p, const float *restrict g, float *restrict m,
                       float *restrict v, int64_t len, const adam_k *k) {
   const float b1 = k->b1, b2 = k->b2, c1 = k->c1, c2 = k->c2, lr = k->lr, eps = k->eps, gs = k->gs;
-  static int avx2 = -1;
-  if (avx2 < 0) avx2 = __builtin_cpu_supports("avx2");
-  for (int64_t i = avx2 ? adam_span_avx2(p, g, m, v, len, k) : 0; i < len; i++) {
+  int64_t i = __builtin_cpu_supports("avx2") ? adam_span_avx2(p, g, m, v, len, k) : 0;
+  for (; i < len; i++) {
     float gi = g[i] * gs;
     m[i] = b1 * m[i] + (1.0f - b1) * gi;
     v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;

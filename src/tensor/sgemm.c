@@ -14,9 +14,9 @@
 #include <omp.h>
 #include <pthread.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "base/error.h"
+#include "tensor/dtype.h"
 
 #define SG_MR 6
 #define SG_NR 16
@@ -31,9 +31,7 @@
 #define SG_SLACK 8
 
 int sc_sg_available(void) {
-  static int cached = -1;
-  if (cached < 0) cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return cached;
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
 /* ==== packing ============================================================ */
@@ -82,13 +80,6 @@ __attribute__((target("avx2"))) static inline __m256 widen8(const uint16_t *p) {
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
 
-static inline float widen1(uint16_t h) {
-  uint32_t u = (uint32_t)h << 16;
-  float f;
-  memcpy(&f, &u, sizeof f);
-  return f;
-}
-
 /* One 16-column panel of B: dst[k * 16 + j] = B(k0 + k, n0 + j), columns
  * past nr zero. */
 __attribute__((target("avx2"))) static void pack_b_panel(float *dst, const void *B, int64_t ldb,
@@ -128,7 +119,7 @@ __attribute__((target("avx2"))) static void pack_b_panel(float *dst, const void 
       float v = 0.0f;
       if (j < nr) {
         int64_t at = (n0 + j) * ldb + k0 + k;
-        v = layout == SC_SG_NK_BF16 ? widen1(((const uint16_t *)B)[at]) : ((const float *)B)[at];
+        v = layout == SC_SG_NK_BF16 ? sc_f32_from_bf16(((const uint16_t *)B)[at]) : ((const float *)B)[at];
       }
       dst[k * SG_NR + j] = v;
     }
